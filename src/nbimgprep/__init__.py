@@ -1,0 +1,1 @@
+"""nbimgprep: prepare images in Jupyter with fal.ai models, behind a persistent cache."""

@@ -1,0 +1,72 @@
+"""Backends: where an operation actually runs.
+
+A backend turns (operation, image, params, endpoint) into result bytes. It knows nothing of
+the cache: the :class:`~nbimgprep.processor.Processor` keys, looks up, validates and stores.
+Two exist: ``"local"`` (offline, classical computer vision) and ``"fal"`` (fal.ai models).
+Tests may pass any object that follows :class:`Backend`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..images import ImageRef
+    from ..operations import Endpoint, Operation
+
+__all__ = ["Backend", "BackendOutput", "ProgressReporter"]
+
+
+@dataclass(frozen=True)
+class BackendOutput:
+    """What a backend returns: the result's bytes, and where they came from."""
+
+    data: bytes
+    content_type: str | None = None
+    request_id: str | None = None
+    remote_url: str | None = None
+
+
+class ProgressReporter(Protocol):
+    """Called by a backend while it waits: ``report("queued", position=3)``,
+    ``report("running", logs=["step 1/4"])``."""
+
+    def __call__(
+        self,
+        kind: Literal["queued", "running"],
+        *,
+        position: int | None = None,
+        logs: Sequence[str] = (),
+    ) -> None: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The seam between the engine and a model provider."""
+
+    #: ``"local"`` or ``"fal"``: recorded in every cache entry.
+    name: str
+
+    def endpoint_for(self, operation: Operation) -> Endpoint:
+        """The endpoint (id and fixed arguments) this backend uses for ``operation``."""
+        ...
+
+    async def run(
+        self,
+        operation: Operation,
+        image: ImageRef,
+        params: Mapping[str, Any],
+        endpoint: Endpoint,
+        report: ProgressReporter,
+    ) -> BackendOutput:
+        """Produce the result of ``operation`` on ``image``. Raise a BackendError on failure.
+
+        Cancelling the task running this coroutine must stop the work (and cancel any
+        remote request)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the backend may be used again afterwards."""
+        ...

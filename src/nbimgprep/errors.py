@@ -1,0 +1,101 @@
+"""Every error nbimgprep raises, rooted at :class:`NbimgprepError`.
+
+The tree::
+
+    NbimgprepError
+    ├── ImageError            the input is not an image we can process (names the input)
+    ├── OperationError        unknown operation or bad parameter
+    ├── StoreError            the cache store cannot be read or written
+    ├── NotInCache            a key, hash prefix or path matches no cache entry
+    ├── AmbiguousPrefix       a prefix matches several keys or images
+    ├── ProcessingCancelled   the call was cancelled (widget Cancel, task cancel)
+    └── BackendError          the backend failed to produce a result
+        ├── FalKeyMissing     FAL_KEY is not set
+        ├── FalKeyRejected    fal.ai answered 401/403
+        ├── FalTimeout        the request did not finish within the timeout
+        └── InvalidResult     the backend answered, but not with a usable image
+
+Messages say what is wrong and what to do next. None of them ever contains FAL_KEY.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmbiguousPrefix",
+    "BackendError",
+    "FalKeyMissing",
+    "FalKeyRejected",
+    "FalTimeout",
+    "ImageError",
+    "InvalidResult",
+    "NbimgprepError",
+    "NotInCache",
+    "OperationError",
+    "ProcessingCancelled",
+    "StoreError",
+]
+
+
+class NbimgprepError(Exception):
+    """Base class of every error raised by nbimgprep."""
+
+
+class ImageError(NbimgprepError, ValueError):
+    """An input that cannot be processed: not an image, truncated, empty, too large."""
+
+
+class OperationError(NbimgprepError, ValueError):
+    """An unknown operation name or an invalid parameter value."""
+
+
+class StoreError(NbimgprepError, OSError):
+    """The result store could not be read or written."""
+
+
+class NotInCache(NbimgprepError, LookupError):
+    """A key, image-hash prefix or image path that matches nothing in the cache."""
+
+
+class AmbiguousPrefix(NbimgprepError, LookupError):
+    """A prefix that matches several keys or images: a longer prefix is needed."""
+
+    def __init__(self, prefix: str, matches: list[str]) -> None:
+        self.prefix = prefix
+        self.matches = matches
+        shown = ", ".join(m[:16] for m in matches[:5])
+        more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+        super().__init__(
+            f"{prefix!r} matches {len(matches)} entries ({shown}{more}); type more characters."
+        )
+
+
+class ProcessingCancelled(NbimgprepError):
+    """The operation was cancelled before it finished; nothing was cached."""
+
+
+class BackendError(NbimgprepError):
+    """The backend could not produce a result; nothing was cached."""
+
+
+class FalKeyMissing(BackendError):
+    """FAL_KEY is not set, so the fal.ai backend cannot be used."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "FAL_KEY is not set. Get a key at https://fal.ai/dashboard/keys, then "
+            'set it before starting the kernel (export FAL_KEY=...) or in a cell: os.environ["FAL_KEY"] = "...". '
+            'To work offline instead, use Processor(backend="local").'
+        )
+
+
+class FalKeyRejected(BackendError):
+    """fal.ai refused the key (401/403)."""
+
+
+class FalTimeout(BackendError, TimeoutError):
+    """The fal.ai request did not complete within the configured timeout."""
+
+
+class InvalidResult(BackendError):
+    """The backend returned something that is not a usable image."""
