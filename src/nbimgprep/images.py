@@ -89,7 +89,10 @@ def decode_image(data: bytes | Path, label: str, max_pixels: int = MAX_PIXELS) -
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{label}: refused as a decompression bomb ({exc}).") from None
+        raise ImageError(
+            f"{label}: refused, larger than the {max_pixels / 1e6:.0f} megapixels nbimgprep "
+            f"accepts; Pillow flags it as a possible decompression bomb ({exc})"
+        ) from None
     except UnidentifiedImageError:
         raise ImageError(
             f"{label}: not an image Pillow can read (is it really a JPEG/PNG/WebP?)."

@@ -1,0 +1,537 @@
+"""Processor: the one engine behind every face of nbimgprep.
+
+``run`` is the single path: key the request, look it up, and on a miss make exactly one
+backend call per key (however many callers wait, in this process or another), validate the
+result, store it, and hand back a :class:`Result`. ``run_sync`` only drives ``run`` on a
+private event loop (see :mod:`nbimgprep.sync_loop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import html
+import io
+import os
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias
+
+from filelock import FileLock
+from filelock import Timeout as LockTimeout
+
+from .backends import Backend, BackendOutput
+from .errors import ImageError, InvalidResult, OperationError, ProcessingCancelled, StoreError
+from .images import MAX_PIXELS, ImageRef, decode_image
+from .operations import Endpoint, Operation, cache_key, get_operation
+from .store import Entry, ResultStore
+from .sync_loop import LoopThread
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["ProgressEvent", "Processor", "Result", "Source"]
+
+Source: TypeAlias = "str | os.PathLike[str] | bytes | IO[bytes] | ImageRef | Image.Image"
+ProgressKind = Literal["hit", "queued", "running", "done", "failed"]
+ProgressCallback = Callable[["ProgressEvent"], object]
+THUMBNAIL_PX = 384
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What a call is doing now: ``hit``, ``queued`` (with ``position``), ``running`` (with
+    ``logs``), ``done`` or ``failed``. ``elapsed`` counts seconds since the call began."""
+
+    kind: ProgressKind
+    key: str
+    position: int | None = None
+    logs: tuple[str, ...] = ()
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one call: where the result image is, and whether it cost anything.
+
+    Shown as a cell's last value, it displays the image with a "cache hit" or "fresh" caption.
+    """
+
+    cache_hit: bool
+    path: Path
+    key: str
+    image_hash: str
+    operation: str
+    params: dict[str, Any]
+    backend: str
+    endpoint: str
+    elapsed: float
+    width: int = field(default=0, repr=False)
+    height: int = field(default=0, repr=False)
+
+    @cached_property
+    def image(self) -> Image.Image:
+        """The result as a PIL image (read from :attr:`path` on first access)."""
+        from PIL import Image
+
+        with Image.open(self.path) as img:
+            img.load()
+            return img
+
+    @property
+    def status(self) -> str:
+        """``cache hit in 0.9 ms`` or ``fresh from local in 1.24 s``."""
+        if self.cache_hit:
+            return f"cache hit in {self.elapsed * 1000:.1f} ms"
+        return f"fresh from {self.backend} in {self.elapsed:.2f} s"
+
+    def _thumbnail_png(self) -> bytes:
+        thumb = self.image.copy()
+        thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        out = io.BytesIO()
+        thumb.save(out, format="PNG")
+        return out.getvalue()
+
+    def __str__(self) -> str:
+        return (
+            f"{self.operation} {self.params or ''} of {self.image_hash[:12]}: {self.status}, "
+            f"{self.width}x{self.height} -> {self.path}"
+        )
+
+    def _repr_html_(self) -> str:
+        data = base64.b64encode(self._thumbnail_png()).decode()
+        colour = "#1a7f37" if self.cache_hit else "#0969da"
+        caption = html.escape(
+            f"{self.operation} · {self.width}x{self.height} · {self.endpoint} · {self.status}"
+        )
+        return (
+            f'<figure style="margin:0;display:inline-block">'
+            f'<img src="data:image/png;base64,{data}" style="max-width:{THUMBNAIL_PX}px;'
+            f'background:repeating-conic-gradient(#ddd 0 25%,#fff 0 50%) 0 0/16px 16px"/>'
+            f'<figcaption style="font-family:sans-serif;font-size:12px">'
+            f'<b style="color:{colour}">{"cache hit" if self.cache_hit else "fresh"}</b> · '
+            f"{caption}<br><code>{html.escape(str(self.path))}</code></figcaption></figure>"
+        )
+
+    def _repr_mimebundle_(
+        self, include: object = None, exclude: object = None
+    ) -> dict[str, str]:
+        return {"text/plain": str(self), "text/html": self._repr_html_()}
+
+
+@dataclass
+class _Flight:
+    """One backend call in progress, shared by everyone asking for the same key."""
+
+    future: concurrent.futures.Future[Result]
+    listeners: list[ProgressCallback]
+    waiters: int = 0
+    task: asyncio.Task[Result] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+class Processor:
+    """Runs operations on images, through the cache.
+
+    >>> proc = Processor()                                 # doctest: +SKIP
+    >>> r = await proc.run("upscale", "photo.jpg", scale=2)  # doctest: +SKIP
+    >>> r.cache_hit, r.path                                # doctest: +SKIP
+
+    ``backend`` is ``"local"``, ``"fal"``, a :class:`~nbimgprep.backends.Backend` object, or
+    None: fal.ai when ``FAL_KEY`` is set, the offline local backend otherwise.
+    """
+
+    def __init__(
+        self,
+        backend: str | Backend | None = None,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        store: ResultStore | None = None,
+        endpoints: Mapping[str, Any] | None = None,
+        timeout: float = 300.0,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        self.store = store if store is not None else ResultStore(cache_dir, environ=env)
+        self.backend = _make_backend(backend, endpoints=endpoints, timeout=timeout, environ=env)
+        self._flights: dict[str, _Flight] = {}
+        self._flights_lock = threading.Lock()
+        self._loop_thread = LoopThread()
+        self._store_warned = False
+
+    def __repr__(self) -> str:
+        return f"Processor(backend={self.backend.name!r}, cache_dir={str(self.store.root)!r})"
+
+    # -- keying ---------------------------------------------------------------------------
+
+    def image(self, source: Source) -> ImageRef:
+        """An :class:`ImageRef` for ``source`` that remembers file hashes in the store."""
+        if isinstance(source, ImageRef):
+            return source
+        return ImageRef(source, memo=self.store)
+
+    def endpoint_for(self, operation: str) -> Endpoint:
+        """The endpoint this processor's backend uses for ``operation``."""
+        return self.backend.endpoint_for(get_operation(operation))
+
+    def key_for(self, operation: str, source: Source, **params: Any) -> str:
+        """The cache key a call with these arguments would use."""
+        op = get_operation(operation)
+        return cache_key(
+            self.image(source).sha256,
+            op.name,
+            self.backend.endpoint_for(op),
+            op.canonical_params(params),
+        )
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(
+        self,
+        operation: str,
+        source: Source,
+        *,
+        refresh: bool = False,
+        on_progress: ProgressCallback | None = None,
+        **params: Any,
+    ) -> Result:
+        """Run ``operation`` on ``source`` through the cache.
+
+        A hit returns at once. On a miss (or with ``refresh=True``, which replaces the
+        entry) the backend is called once per key, however many callers ask at the same time.
+        ``on_progress`` receives :class:`ProgressEvent` objects. Errors are never cached.
+        """
+        started = time.perf_counter()
+        op = get_operation(operation)
+        canonical = op.canonical_params(params)
+        image = self.image(source)
+        endpoint = self.backend.endpoint_for(op)
+
+        def key_and_lookup() -> tuple[str, Entry | None]:
+            key = cache_key(image.sha256, op.name, endpoint, canonical)
+            return key, (None if refresh else self.store.lookup(key))
+
+        key, entry = await asyncio.to_thread(key_and_lookup)
+        if entry is not None:
+            result = self._result(entry, cache_hit=True, started=started)
+            _notify([on_progress], ProgressEvent("hit", key, elapsed=result.elapsed))
+            return result
+        return await self._join_flight(op, image, endpoint, canonical, key, refresh, on_progress,
+                                       started)
+
+    def run_sync(
+        self,
+        operation: str,
+        source: Source,
+        *,
+        refresh: bool = False,
+        on_progress: ProgressCallback | None = None,
+        **params: Any,
+    ) -> Result:
+        """:meth:`run` for plain code: scripts, and cells that prefer not to ``await``."""
+        return self._loop_thread.run(
+            self.run(operation, source, refresh=refresh, on_progress=on_progress, **params)
+        )
+
+    async def _join_flight(
+        self,
+        op: Operation,
+        image: ImageRef,
+        endpoint: Endpoint,
+        params: dict[str, Any],
+        key: str,
+        refresh: bool,
+        on_progress: ProgressCallback | None,
+        started: float,
+    ) -> Result:
+        with self._flights_lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = _Flight(concurrent.futures.Future(), [])
+                self._flights[key] = flight
+            if on_progress is not None:
+                flight.listeners.append(on_progress)
+            flight.waiters += 1
+        if leader:
+            loop = asyncio.get_running_loop()
+            flight.loop = loop
+            flight.task = loop.create_task(
+                self._produce(op, image, endpoint, params, key, refresh, flight, started)
+            )
+            flight.task.add_done_callback(lambda t: self._land(key, flight, t))
+        try:
+            shared = await asyncio.shield(asyncio.wrap_future(flight.future))
+        except asyncio.CancelledError:
+            self._leave(flight)
+            raise
+        with self._flights_lock:
+            flight.waiters -= 1
+        elapsed = time.perf_counter() - started
+        return replace(shared, elapsed=elapsed)
+
+    def _leave(self, flight: _Flight) -> None:
+        """A waiter was cancelled: when nobody waits any more, stop the backend call."""
+        with self._flights_lock:
+            flight.waiters -= 1
+            abandoned = flight.waiters <= 0
+        if abandoned and flight.task is not None and flight.loop is not None:
+            flight.loop.call_soon_threadsafe(flight.task.cancel)
+
+    def _land(self, key: str, flight: _Flight, task: asyncio.Task[Result]) -> None:
+        with self._flights_lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        if task.cancelled():
+            flight.future.set_exception(
+                ProcessingCancelled("The operation was cancelled; nothing was cached.")
+            )
+        elif (exc := task.exception()) is not None:
+            flight.future.set_exception(exc)
+        else:
+            flight.future.set_result(task.result())
+
+    async def _produce(
+        self,
+        op: Operation,
+        image: ImageRef,
+        endpoint: Endpoint,
+        params: dict[str, Any],
+        key: str,
+        refresh: bool,
+        flight: _Flight,
+        started: float,
+    ) -> Result:
+        def emit(kind: ProgressKind, position: int | None = None, logs: tuple[str, ...] = ()) -> None:
+            _notify(
+                flight.listeners,
+                ProgressEvent(kind, key, position, logs, time.perf_counter() - started),
+            )
+
+        def report(kind: Literal["queued", "running"], *, position: int | None = None,
+                   logs: Any = ()) -> None:
+            emit(kind, position, tuple(str(line) for line in logs))
+
+        try:
+            async with _key_lock(self.store.lock_path(key)):
+                if not refresh:
+                    # Another process may have produced it while we waited for the lock.
+                    entry = await asyncio.to_thread(self.store.lookup, key)
+                    if entry is not None:
+                        emit("hit")
+                        return self._result(entry, cache_hit=True, started=started)
+                await asyncio.to_thread(self._check_input, op, image, params)
+                backend_started = time.perf_counter()
+                output = await self.backend.run(op, image, params, endpoint, report)
+                backend_seconds = time.perf_counter() - backend_started
+                result = await asyncio.to_thread(
+                    self._keep, op, image, endpoint, params, key, output, backend_seconds, started
+                )
+        except asyncio.CancelledError:
+            emit("failed", logs=("cancelled",))
+            raise
+        except BaseException as exc:
+            emit("failed", logs=(str(exc),))
+            raise
+        emit("done")
+        return result
+
+    def _check_input(self, op: Operation, image: ImageRef, params: Mapping[str, Any]) -> None:
+        """Decode the input (a bad file fails here, before any cost) and refuse outputs
+        larger than :data:`MAX_PIXELS`."""
+        width, height = op.output_size(image.size, params)
+        if width * height > MAX_PIXELS:
+            raise OperationError(
+                f"{image.name}: {op.name} {dict(params)} would make a {width}x{height} image "
+                f"({width * height / 1e6:.0f} MP), more than the {MAX_PIXELS / 1e6:.0f} MP "
+                "limit. Crop or downscale the input first, or use a smaller scale."
+            )
+
+    def _keep(
+        self,
+        op: Operation,
+        image: ImageRef,
+        endpoint: Endpoint,
+        params: dict[str, Any],
+        key: str,
+        output: BackendOutput,
+        backend_seconds: float,
+        started: float,
+    ) -> Result:
+        """Validate the backend's bytes, store them, and describe them as a Result."""
+        try:
+            decoded = decode_image(output.data, f"{op.name} result from {endpoint.id}")
+        except ImageError as exc:
+            raise InvalidResult(f"{exc} Nothing was cached; try again.") from None
+        from PIL import Image
+
+        content_type = Image.MIME.get(
+            Image.open(io.BytesIO(output.data)).format or "", output.content_type
+        )
+        width, height = decoded.size
+        try:
+            entry = self.store.put(
+                key,
+                output.data,
+                image_hash=image.sha256,
+                operation=op.name,
+                endpoint=endpoint,
+                params=params,
+                backend=self.backend.name,
+                width=width,
+                height=height,
+                content_type=content_type,
+                backend_seconds=backend_seconds,
+                request_id=output.request_id,
+                remote_url=output.remote_url,
+                source=str(image.path) if image.path is not None else image.name,
+            )
+        except StoreError as exc:
+            return self._uncached(exc, op, image, endpoint, params, key, output, started,
+                                  (width, height))
+        return self._result(entry, cache_hit=False, started=started)
+
+    def _uncached(
+        self,
+        exc: StoreError,
+        op: Operation,
+        image: ImageRef,
+        endpoint: Endpoint,
+        params: dict[str, Any],
+        key: str,
+        output: BackendOutput,
+        started: float,
+        size: tuple[int, int],
+    ) -> Result:
+        """The store cannot be written: hand the result over anyway, from a temp file."""
+        if not self._store_warned:
+            self._store_warned = True
+            warnings.warn(
+                f"{exc} Results are returned but NOT cached until this is fixed "
+                "(free disk space, or point NBIMGPREP_CACHE_DIR at a writable folder).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        fd, name = tempfile.mkstemp(prefix=f"nbimgprep-{op.name}-", suffix=".png")
+        with os.fdopen(fd, "wb") as f:
+            f.write(output.data)
+        return Result(
+            cache_hit=False,
+            path=Path(name),
+            key=key,
+            image_hash=image.sha256,
+            operation=op.name,
+            params=dict(params),
+            backend=self.backend.name,
+            endpoint=endpoint.id,
+            elapsed=time.perf_counter() - started,
+            width=size[0],
+            height=size[1],
+        )
+
+    def _result(self, entry: Entry, *, cache_hit: bool, started: float) -> Result:
+        return Result(
+            cache_hit=cache_hit,
+            path=entry.path,
+            key=entry.key,
+            image_hash=entry.image_hash,
+            operation=entry.operation,
+            params=dict(entry.params),
+            backend=entry.backend,
+            endpoint=entry.endpoint,
+            elapsed=time.perf_counter() - started,
+            width=entry.width,
+            height=entry.height,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the backend's connections."""
+        await self.backend.aclose()
+
+    def close(self) -> None:
+        """Close connections and stop the private event loop."""
+        self._loop_thread.run(self.aclose())
+        self._loop_thread.close()
+
+
+def _notify(listeners: list[ProgressCallback | None], event: ProgressEvent) -> None:
+    """Tell every listener; a failing listener is reported, never allowed to break the call."""
+    for listener in listeners:
+        if listener is None:
+            continue
+        try:
+            listener(event)
+        except Exception as exc:  # a progress display must not sink the operation
+            warnings.warn(f"on_progress callback failed: {exc!r}", RuntimeWarning, stacklevel=2)
+
+
+class _key_lock:
+    """The per-key file lock, acquired without blocking the event loop.
+
+    Two kernels asking for the same key: the second waits here, then finds the first one's
+    result in the store. A store whose lock folder cannot be written still works, without
+    the cross-process guarantee.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._lock: FileLock | None = FileLock(str(path), thread_local=False)
+
+    async def __aenter__(self) -> None:
+        delay = 0.005
+        while self._lock is not None:
+            try:
+                self._lock.acquire(timeout=0)
+                return
+            except LockTimeout:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.25)
+            except OSError:
+                self._lock = None
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+
+def _make_backend(
+    backend: str | Backend | None,
+    *,
+    endpoints: Mapping[str, Any] | None,
+    timeout: float,
+    environ: Mapping[str, str],
+) -> Backend:
+    if backend is None:
+        if environ.get("FAL_KEY"):
+            backend = "fal"
+        else:
+            print(
+                "nbimgprep: FAL_KEY is not set, using the offline local backend "
+                '(lower quality; set FAL_KEY or pass backend="fal" for fal.ai models).',
+                file=sys.stderr,
+            )
+            backend = "local"
+    if backend == "fal":
+        from .backends.fal import FalBackend
+
+        return FalBackend(endpoints=endpoints, timeout=timeout, environ=environ)
+    if endpoints:
+        raise OperationError(
+            "endpoints= applies to the fal backend only; remove it, or use backend=\"fal\"."
+        )
+    if backend == "local":
+        from .backends.local import LocalBackend
+
+        return LocalBackend()
+    if isinstance(backend, str):
+        raise OperationError(f'Unknown backend {backend!r}; use "local" or "fal".')
+    return backend
