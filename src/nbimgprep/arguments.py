@@ -1,0 +1,348 @@
+"""The one argument grammar of the cache commands, shared by ``%imgcache`` and ``nbimgprep``.
+
+Both faces parse with the parsers built here and then call the same functions in
+:mod:`nbimgprep.commands`, so a flag means the same thing in a notebook and in a terminal.
+argparse exits the process on a bad argument or ``-h``; inside a kernel that would be a
+``SystemExit`` traceback, so :class:`CommandParser` raises instead: :class:`ArgumentsError`
+(the magic turns it into IPython's ``UsageError``, the command line exits 2) and
+:class:`HelpRequested` (both faces print the help text).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from typing import NoReturn
+
+from .errors import NbimgprepError
+from .operations import OPERATIONS
+
+__all__ = [
+    "CLEAN_CONFIRM_LIMIT",
+    "ArgumentsError",
+    "CommandParser",
+    "HelpRequested",
+    "cache_parser",
+    "cli_parser",
+    "format_size",
+    "full_help",
+    "parse",
+    "parse_size",
+]
+
+#: A clean that would remove more entries than this needs ``--yes``.
+CLEAN_CONFIRM_LIMIT = 10
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+class ArgumentsError(NbimgprepError, ValueError):
+    """The command line could not be parsed; ``str()`` gives the usage and what was wrong."""
+
+    def __init__(self, message: str, usage: str, prog: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+        self.prog = prog
+
+    def __str__(self) -> str:
+        return f"{self.usage.rstrip()}\n{self.prog}: error: {self.message}"
+
+
+class HelpRequested(Exception):
+    """``-h``/``--help`` was given: not an error, the caller shows :attr:`text` and stops."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of printing and calling ``sys.exit``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ArgumentsError(message, self.format_usage(), self.prog)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise ArgumentsError(
+            (message or "").strip() or "invalid arguments", self.format_usage(), self.prog
+        )
+
+    def print_help(self, file: object = None) -> None:
+        raise HelpRequested(self.format_help())
+
+
+def parse_size(text: str) -> int:
+    """``"2GB"`` -> 2_000_000_000 bytes; KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB of 1024."""
+    match = _SIZE_RE.match(text)
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in _SIZE_UNITS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size; write a number of bytes or use a unit, e.g. 500MB, 2GB, 1GiB"
+        )
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def format_size(size: float) -> str:
+    """Bytes for people: ``1536`` -> ``"1.5 KB"`` (powers of 1000, like :func:`parse_size`)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"{text!r}: the number of days must be 0 or more")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: the limit must be 1 or more")
+    return value
+
+
+def _add_cache_dir(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        default=argparse.SUPPRESS if suppress else None,
+        help="the store's directory (default: $NBIMGPREP_CACHE_DIR or ./.cache/nbimgprep)",
+    )
+
+
+def _add_cache_commands(
+    subparsers: argparse._SubParsersAction[CommandParser], *, cache_dir_flag: bool
+) -> None:
+    """The cache subcommands; their ``command`` default names the function to call."""
+
+    def add(name: str, help: str, description: str) -> CommandParser:
+        sub = subparsers.add_parser(name, help=help, description=description)
+        sub.set_defaults(command=name)
+        if cache_dir_flag:
+            _add_cache_dir(sub, suppress=True)
+        return sub
+
+    sub = add(
+        "list",
+        "one row per cached result",
+        "List the cached results: short key, short image hash, operation, endpoint, size, "
+        "dimensions, age and hits.",
+    )
+    sub.add_argument("--op", choices=sorted(OPERATIONS), help="only this operation")
+    sub.add_argument("--limit", type=_positive_int, metavar="N", help="at most N rows")
+    sub.add_argument(
+        "--sort",
+        choices=("age", "hits", "size"),
+        default="age",
+        help="age: newest first (default); hits: most hit first; size: largest first",
+    )
+
+    sub = add(
+        "inspect",
+        "everything recorded for one image's results",
+        "Show everything recorded for the entries of one image (or one entry), with the "
+        "input and its results side by side.",
+    )
+    sub.add_argument(
+        "query", metavar="KEY|HASH_PREFIX|IMAGE_PATH", help="a key or image-hash prefix, or a file"
+    )
+
+    add(
+        "stats",
+        "entries, bytes, hits, misses, hit rate, time saved",
+        "Entries, bytes on disk, hits, misses, hit rate and backend seconds saved, in total "
+        "and per operation.",
+    )
+
+    sub = add(
+        "clean",
+        "remove old, oversized or broken entries",
+        "Remove entries. With no criterion, entries older than 30 days go (like the original "
+        "cleanup script); criteria combine: an entry goes if any of them says so. "
+        f"Without --yes, a clean that would remove more than {CLEAN_CONFIRM_LIMIT} entries "
+        "removes nothing and lists them.",
+    )
+    sub.add_argument(
+        "--max-age-days",
+        type=_non_negative_float,
+        metavar="N",
+        help="remove entries created more than N days ago (0 removes everything)",
+    )
+    sub.add_argument(
+        "--max-size",
+        type=parse_size,
+        metavar="SIZE",
+        help="then evict the least recently hit entries until the store fits in SIZE (e.g. 2GB)",
+    )
+    sub.add_argument(
+        "--missing", action="store_true", help="remove entries whose result file is gone"
+    )
+    sub.add_argument(
+        "--dry-run", action="store_true", help="show what would be removed, remove nothing"
+    )
+    sub.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"allow removing more than {CLEAN_CONFIRM_LIMIT} entries",
+    )
+
+    sub = add(
+        "rm",
+        "delete one entry, or all entries of one image",
+        "Delete the entry with this key, or every entry of the image with this hash; shows "
+        "what it deletes.",
+    )
+    sub.add_argument("query", metavar="KEY|HASH_PREFIX", help="a key or image-hash prefix")
+
+    add(
+        "verify",
+        "re-hash every result, drop corrupt or missing ones",
+        "Re-hash every result file; entries whose file is missing or corrupt are dropped.",
+    )
+
+    sub = add(
+        "export",
+        "write the original app's JSON cache file",
+        "Write the original app's cache file ({image_hash: {bgRemoved, upscaled, "
+        "faceDetailed, timestamp}}), newest entry per image and operation, absolute paths.",
+    )
+    sub.add_argument("path", metavar="PATH", help="the JSON file to write")
+    sub.add_argument(
+        "--format", choices=("legacy",), default="legacy", help="legacy (the default and only)"
+    )
+
+    sub = add(
+        "import",
+        "bring in the original app's JSON cache file",
+        "Copy the results listed in the original app's cache file into the store (never "
+        "moving or deleting them); missing files are skipped and counted.",
+    )
+    sub.add_argument("path", metavar="PATH", help="the JSON file to read")
+    sub.add_argument(
+        "--root",
+        metavar="DIR",
+        help="where the file's /uploads/... paths live on disk (default: the file's directory)",
+    )
+
+
+def _add_run_command(
+    subparsers: argparse._SubParsersAction[CommandParser], *, cache_dir_flag: bool
+) -> None:
+    sub = subparsers.add_parser(
+        "run",
+        help="process images through the cache",
+        description="Run OP on each IMAGE through the cache and print, per image, whether it "
+        "was a cache hit or fresh, and the result's path.",
+    )
+    sub.set_defaults(command="run")
+    if cache_dir_flag:
+        _add_cache_dir(sub, suppress=True)
+    sub.add_argument(
+        "operation", metavar="OP", choices=sorted(OPERATIONS), help=", ".join(sorted(OPERATIONS))
+    )
+    sub.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    sub.add_argument("--scale", type=int, choices=(2, 4), help="upscale factor: 2 or 4")
+    sub.add_argument(
+        "--backend",
+        choices=("local", "fal"),
+        help="default: fal if FAL_KEY is set, else local",
+    )
+    sub.add_argument(
+        "--refresh", action="store_true", help="call the backend even on a hit; replace the entry"
+    )
+
+
+def cache_parser(prog: str = "%imgcache") -> CommandParser:
+    """The ``%imgcache`` grammar: the cache subcommands (and ``run``)."""
+    parser = CommandParser(
+        prog=prog,
+        description="Look into and look after the nbimgprep result cache.",
+    )
+    subparsers = parser.add_subparsers(
+        title="subcommands", metavar="SUBCOMMAND", parser_class=CommandParser
+    )
+    subparsers.required = True
+    # The store is a setting there (%config ImgCacheMagics.cache_dir), not a flag.
+    _add_cache_commands(subparsers, cache_dir_flag=False)
+    _add_run_command(subparsers, cache_dir_flag=False)
+    return parser
+
+
+def cli_parser(prog: str = "nbimgprep") -> CommandParser:
+    """The ``nbimgprep`` grammar: ``cache <subcommand>`` and ``run``."""
+    parser = CommandParser(
+        prog=prog,
+        description="nbimgprep from a terminal: process images and look after the result cache.",
+    )
+    _add_cache_dir(parser, suppress=False)
+    top = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=CommandParser)
+    top.required = True
+    cache = top.add_parser(
+        "cache",
+        help="list, inspect, stats, clean, rm, verify, export, import",
+        description="Look into and look after the result cache.",
+    )
+    _add_cache_dir(cache, suppress=True)
+    subparsers = cache.add_subparsers(
+        title="subcommands", metavar="SUBCOMMAND", parser_class=CommandParser
+    )
+    subparsers.required = True
+    _add_cache_commands(subparsers, cache_dir_flag=True)
+    _add_run_command(top, cache_dir_flag=True)
+    return parser
+
+
+def parse(parser: CommandParser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse ``argv``, then check what argparse cannot: ``--scale`` only where OP takes it."""
+    args = parser.parse_args(list(argv))
+    if getattr(args, "command", None) == "run" and args.scale is not None:
+        takes = {p.name for p in OPERATIONS[args.operation].params}
+        if "scale" not in takes:
+            run = next(
+                sub
+                for action in parser._actions
+                if isinstance(action, argparse._SubParsersAction)
+                for name, sub in action.choices.items()
+                if name == "run"
+            )
+            run.error(f"{args.operation} does not take --scale (only upscale does)")
+    return args
+
+
+def full_help(parser: argparse.ArgumentParser) -> str:
+    """The parser's help followed by every subcommand's, for ``%imgcache?`` and docs."""
+    parts = [parser.format_help()]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                parts.append(full_help(sub))
+    return "\n".join(parts)

@@ -1,0 +1,76 @@
+"""``nbimgprep``: the cache commands and ``run`` in a terminal.
+
+The same grammar (:mod:`nbimgprep.arguments`) and the same command functions
+(:mod:`nbimgprep.commands`) as ``%imgcache``; this module only prints reports as text tables
+and turns outcomes into exit codes:
+
+* 0: done (an empty list, or nothing old enough to clean, is success);
+* 1: ``inspect``/``rm`` matched nothing, ``verify`` found damage, a ``run`` image failed,
+  a ``clean`` was refused for want of ``--yes``, or another nbimgprep error;
+* 2: bad arguments (the usage is printed to stderr).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .arguments import ArgumentsError, HelpRequested, cli_parser, parse
+from .commands import execute
+from .errors import NbimgprepError
+from .reports import RunItem, RunSummary
+
+if TYPE_CHECKING:
+    from .processor import Processor
+    from .store import ResultStore
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nbimgprep`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    try:
+        args = parse(cli_parser(), sys.argv[1:] if argv is None else argv)
+    except HelpRequested as shown:
+        print(shown.text, end="")
+        return 0
+    except ArgumentsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    cache_dir: str | None = args.cache_dir
+    processors: list[Processor] = []
+
+    def make_store() -> ResultStore:
+        from .store import ResultStore
+
+        return ResultStore(cache_dir)
+
+    def make_processor() -> Processor:
+        from .processor import Processor
+
+        processors.append(Processor(backend=args.backend, cache_dir=cache_dir))
+        return processors[-1]
+
+    def show(item: RunItem) -> None:
+        print(item.line(), file=sys.stdout if item.result else sys.stderr, flush=True)
+
+    try:
+        report = execute(args, store=make_store, processor=make_processor, on_item=show)
+    except NbimgprepError as exc:
+        print(f"nbimgprep: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nbimgprep: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        for proc in processors:
+            proc.close()
+    # run already printed each image as it went; only the tally is left to say.
+    print(report.footer() if isinstance(report, RunSummary) else report)
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""The cache commands: one function per subcommand, shared by ``%imgcache`` and ``nbimgprep``.
+
+Each function takes the store (or, for ``run``, a processor) and the options as keywords and
+returns a report from :mod:`nbimgprep.reports`. They never print and never exit: the magic
+displays the report, the command line prints it and exits with ``report.exit_code``.
+Errors are :class:`~nbimgprep.errors.NbimgprepError`; each face decides how to show them.
+:func:`execute` maps a parsed command line (:mod:`nbimgprep.arguments`) onto these functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .arguments import CLEAN_CONFIRM_LIMIT, format_size
+from .errors import ImageError, NbimgprepError
+from .images import ImageRef
+from .reports import (
+    CacheInspection,
+    CacheListing,
+    CacheStats,
+    CleanSummary,
+    ExportSummary,
+    ImageGroup,
+    ImportSummary,
+    RemovalSummary,
+    Report,
+    RunItem,
+    RunSummary,
+    VerifySummary,
+)
+
+if TYPE_CHECKING:
+    from .processor import Processor
+    from .store import Entry, ResultStore, SortKey
+
+__all__ = [
+    "DEFAULT_MAX_AGE_DAYS",
+    "clean",
+    "execute",
+    "export",
+    "import_legacy",
+    "inspect",
+    "list_entries",
+    "remove",
+    "run",
+    "stats",
+    "verify",
+]
+
+#: ``clean`` with no criterion removes entries older than this, like the original script.
+DEFAULT_MAX_AGE_DAYS = 30.0
+
+
+def list_entries(
+    store: ResultStore,
+    *,
+    op: str | None = None,
+    limit: int | None = None,
+    sort: SortKey = "age",
+    now: float | None = None,
+) -> CacheListing:
+    """``list``: one row per entry, newest first (or most hit, or largest)."""
+    entries = store.entries(op=op, limit=limit, sort=sort)
+    total: int | None = None
+    if limit is not None and len(entries) == limit:
+        stats = store.stats()
+        total = _count(stats.by_operation.get(op)) if op else stats.entries
+    return CacheListing(entries, now=_now(now), total=total, sort=sort)
+
+
+def _count(per_op: Any) -> int | None:
+    value = getattr(per_op, "entries", None)
+    if value is None and isinstance(per_op, dict):
+        value = per_op.get("entries")
+    if value is None and isinstance(per_op, int):
+        value = per_op
+    return int(value) if value is not None else None
+
+
+def inspect(store: ResultStore, query: str, *, now: float | None = None) -> CacheInspection:
+    """``inspect``: every entry of the image named by a key prefix, hash prefix or file."""
+    entries = store.find(query)
+    query_path = Path(query).expanduser()
+    given = query_path if query_path.is_file() else None
+    groups: dict[str, list[Entry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.image_hash, []).append(entry)
+    return CacheInspection(
+        query=query,
+        groups=[
+            ImageGroup(image_hash, _input_on_disk(store, image_hash, group, given), group)
+            for image_hash, group in groups.items()
+        ],
+        now=_now(now),
+    )
+
+
+def _input_on_disk(
+    store: ResultStore, image_hash: str, entries: Iterable[Entry], given: Path | None
+) -> Path | None:
+    """The input file of these entries if it is still on disk, unchanged (by its hash)."""
+    candidates = [given] if given else []
+    candidates += [Path(e.source) for e in entries if e.source]
+    for path in dict.fromkeys(candidates):
+        try:
+            if path.is_file() and ImageRef(path, memo=store).sha256 == image_hash:
+                return path
+        except (ImageError, OSError):
+            continue
+    return None
+
+
+def stats(store: ResultStore) -> CacheStats:
+    """``stats``: entries, bytes, hits, misses, hit rate, backend seconds saved, per operation."""
+    return CacheStats(store.stats(), root=store.root)
+
+
+def clean(
+    store: ResultStore,
+    *,
+    max_age_days: float | None = None,
+    max_size: int | None = None,
+    missing: bool = False,
+    dry_run: bool = False,
+    yes: bool = False,
+    default_max_age_days: float = DEFAULT_MAX_AGE_DAYS,
+    now: float | None = None,
+) -> CleanSummary:
+    """``clean``: remove entries any criterion selects; with none given, older than 30 days.
+
+    A clean that would remove more than :data:`CLEAN_CONFIRM_LIMIT` entries removes nothing
+    unless ``yes``: it returns the list, refused, so a stray ``--max-age-days=0`` in a
+    notebook cannot empty a shared cache. There is no prompt (it must work with no terminal).
+    """
+    if max_age_days is None and max_size is None and not missing:
+        max_age_days = default_max_age_days
+    criteria = _criteria(max_age_days, max_size, missing)
+    plan = store.clean(max_age_days=max_age_days, max_bytes=max_size, missing=missing, dry_run=True)
+    refused = not dry_run and not yes and len(plan.removed) > CLEAN_CONFIRM_LIMIT
+    if dry_run or refused or not plan.removed:
+        return CleanSummary(
+            list(plan.removed),
+            plan.freed_bytes,
+            criteria,
+            now=_now(now),
+            dry_run=dry_run,
+            refused=refused,
+        )
+    done = store.clean(
+        max_age_days=max_age_days, max_bytes=max_size, missing=missing, dry_run=False
+    )
+    return CleanSummary(list(done.removed), done.freed_bytes, criteria, now=_now(now))
+
+
+def _criteria(max_age_days: float | None, max_size: int | None, missing: bool) -> str:
+    said = []
+    if max_age_days == 0:
+        said.append("everything (max age 0 days)")
+    elif max_age_days is not None:
+        said.append(f"not used for {max_age_days:g} days")
+    if max_size is not None:
+        said.append(f"beyond {format_size(max_size)}, least recently hit first")
+    if missing:
+        said.append("result file missing")
+    return "; ".join(said)
+
+
+def remove(store: ResultStore, query: str, *, now: float | None = None) -> RemovalSummary:
+    """``rm``: delete the entry with this key, or every entry of the image with this hash."""
+    removed = [e for e in (store.delete(entry.key) for entry in store.find(query)) if e]
+    return RemovalSummary(query, removed, now=_now(now))
+
+
+def verify(store: ResultStore, *, now: float | None = None) -> VerifySummary:
+    """``verify``: re-hash every result; missing or corrupt ones are dropped."""
+    return VerifySummary(store.verify(fix=True), now=_now(now))
+
+
+def export(store: ResultStore, path: str | Path, *, format: str = "legacy") -> ExportSummary:
+    """``export``: the original app's JSON cache file, newest entry per image and operation."""
+    if format != "legacy":
+        raise NbimgprepError(f"Unknown export format {format!r}; the only format is 'legacy'.")
+    target = Path(path).expanduser()
+    return ExportSummary(target, store.export_legacy_json(target), format)
+
+
+def import_legacy(
+    store: ResultStore, path: str | Path, *, root: str | Path | None = None
+) -> ImportSummary:
+    """``import``: copy the results of an original-app cache file into the store."""
+    source = Path(path).expanduser()
+    if not source.is_file():
+        raise NbimgprepError(f"{source}: no such file; give the path of the JSON cache file.")
+    root_path = Path(root).expanduser() if root is not None else None
+    return ImportSummary(source, store.import_legacy_json(source, root=root_path))
+
+
+def run(
+    processor: Processor,
+    operation: str,
+    images: Iterable[str],
+    *,
+    scale: int | None = None,
+    refresh: bool = False,
+    on_item: Callable[[RunItem], None] | None = None,
+) -> RunSummary:
+    """``run``: each image through the cache; a failure is recorded and the rest go on."""
+    params: dict[str, Any] = {} if scale is None else {"scale": scale}
+    summary = RunSummary(operation)
+    for image in images:
+        try:
+            result = processor.run_sync(operation, image, refresh=refresh, **params)
+            item = RunItem(image, result=result)
+        except (NbimgprepError, OSError) as exc:
+            item = RunItem(image, error=str(exc) or type(exc).__name__)
+        summary.items.append(item)
+        if on_item is not None:
+            on_item(item)
+    return summary
+
+
+def execute(
+    args: argparse.Namespace,
+    *,
+    store: Callable[[], ResultStore],
+    processor: Callable[[], Processor],
+    default_max_age_days: float = DEFAULT_MAX_AGE_DAYS,
+    on_item: Callable[[RunItem], None] | None = None,
+) -> Report:
+    """Call the function ``args.command`` names with the parsed options.
+
+    ``store`` and ``processor`` are factories, so a cache command never builds a processor
+    (which picks a backend) and ``run`` opens no second store.
+    """
+    command = args.command
+    if command == "run":
+        return run(
+            processor(),
+            args.operation,
+            args.images,
+            scale=args.scale,
+            refresh=args.refresh,
+            on_item=on_item,
+        )
+    s = store()
+    if command == "list":
+        return list_entries(s, op=args.op, limit=args.limit, sort=args.sort)
+    if command == "inspect":
+        return inspect(s, args.query)
+    if command == "stats":
+        return stats(s)
+    if command == "clean":
+        return clean(
+            s,
+            max_age_days=args.max_age_days,
+            max_size=args.max_size,
+            missing=args.missing,
+            dry_run=args.dry_run,
+            yes=args.yes,
+            default_max_age_days=default_max_age_days,
+        )
+    if command == "rm":
+        return remove(s, args.query)
+    if command == "verify":
+        return verify(s)
+    if command == "export":
+        return export(s, args.path, format=args.format)
+    if command == "import":
+        return import_legacy(s, args.path, root=args.root)
+    raise NbimgprepError(f"Unknown command {command!r}.")
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
