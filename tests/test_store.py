@@ -1,0 +1,263 @@
+"""ResultStore on its own: atomic entries, checks on lookup, clean, verify, legacy format."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import CountingBackend
+from nbimgprep import NotInCache, Processor, ResultStore, StoreError
+from nbimgprep.errors import AmbiguousPrefix
+from nbimgprep.images import encode_png
+from nbimgprep.operations import Endpoint, cache_key
+
+DAY = 86400.0
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tiny_png(shade: int) -> bytes:
+    from PIL import Image
+
+    return encode_png(Image.new("RGB", (4, 3), (shade, shade, shade)))
+
+
+def put(store: ResultStore, n: int, op: str = "upscale") -> str:
+    image_hash = f"{n:064x}"
+    key = cache_key(image_hash, op, Endpoint(f"local/{op}"), {})
+    store.put(key, tiny_png(n % 256), image_hash=image_hash, operation=op,
+              endpoint=Endpoint(f"local/{op}"), params={}, backend="local", width=4, height=3,
+              content_type="image/png", backend_seconds=2.0)
+    return key
+
+
+def test_put_then_lookup_counts_hits_and_misses(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    key = put(store, 1)
+    assert store.lookup("0" * 64) is None
+    entry = store.lookup(key)
+    assert entry is not None and entry.hits == 1 and entry.path.read_bytes() == tiny_png(1)
+    stats = store.stats()
+    assert (stats.entries, stats.hits, stats.misses) == (1, 1, 1)
+    assert stats.seconds_saved == 2.0 and stats.hit_rate == 0.5
+
+
+def test_layout_is_blob_sidecar_and_index(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    key = put(store, 7)
+    entry = store.get(key)
+    assert entry is not None
+    assert entry.path.parent.parent == tmp_path / "results"
+    sidecar = json.loads((tmp_path / "entries" / key[:2] / f"{key}.json").read_text())
+    assert sidecar["key"] == key and sidecar["result_sha256"] == entry.result_sha256
+    assert not list((tmp_path / "tmp").iterdir())  # nothing half-written left behind
+
+
+def test_result_file_deleted_behind_the_stores_back_is_a_miss(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    key = put(store, 2)
+    entry = store.get(key)
+    assert entry is not None
+    entry.path.unlink()
+    assert store.lookup(key) is None
+    assert store.get(key) is None  # the entry was dropped
+
+
+def test_result_file_with_wrong_size_is_not_served(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    key = put(store, 3)
+    entry = store.get(key)
+    assert entry is not None
+    entry.path.write_bytes(b"truncated")
+    assert store.lookup(key) is None
+
+
+def test_lost_index_is_rebuilt_from_sidecars(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    keys = [put(store, n) for n in range(5)]
+    del store
+    for f in tmp_path.glob("index.sqlite*"):
+        f.unlink()
+    reopened = ResultStore(tmp_path)
+    assert len(reopened) == 5
+    assert all(reopened.lookup(k) is not None for k in keys)
+
+
+def test_damaged_index_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    key = put(store, 4)
+    del store
+    for f in tmp_path.glob("index.sqlite-*"):
+        f.unlink()
+    (tmp_path / "index.sqlite").write_bytes(b"this is not a database" * 100)
+    reopened = ResultStore(tmp_path)
+    assert reopened.lookup(key) is not None
+    assert list(tmp_path.glob("index.sqlite.damaged-*"))
+
+
+def test_entry_whose_index_row_was_never_written_is_adopted(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    key = put(store, 5)
+    store._con.execute("DELETE FROM entries")  # a crash between sidecar and index row
+    assert store.lookup(key) is not None
+
+
+def test_clean_by_age_uses_last_use(tmp_path: Path) -> None:
+    clock = Clock()
+    store = ResultStore(tmp_path, clock=clock)
+    old, used, new = put(store, 1), put(store, 2), put(store, 3)
+    clock.now += 20 * DAY
+    store.lookup(used)
+    clock.now += 15 * DAY
+    store.put(store.get(new).key, tiny_png(3), image_hash=f"{3:064x}", operation="upscale",  # type: ignore[union-attr]
+              endpoint=Endpoint("local/upscale"), params={}, backend="local", width=4, height=3)
+    report = store.clean(max_age_days=30)
+    assert [e.key for e in report.removed] == [old]
+    assert store.get(old) is None and store.get(used) is not None
+    assert not report.removed[0].path.exists()
+
+
+def test_clean_dry_run_removes_nothing_and_zero_days_removes_all(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    for n in range(4):
+        put(store, n)
+    assert len(store.clean(max_age_days=0, dry_run=True).removed) == 4
+    assert len(store) == 4
+    assert len(store.clean(max_age_days=0).removed) == 4
+    assert len(store) == 0 and not list((tmp_path / "results").glob("*/*"))
+
+
+def test_clean_by_size_evicts_least_recently_used_first(tmp_path: Path) -> None:
+    clock = Clock()
+    store = ResultStore(tmp_path, clock=clock)
+    keys = []
+    for n in range(4):
+        keys.append(put(store, n))
+        clock.now += 10
+    store.lookup(keys[0])  # the oldest is now the most recently used
+    keep = store.get(keys[0]).size + store.get(keys[3]).size  # type: ignore[union-attr]
+    report = store.clean(max_age_days=None, max_bytes=keep)
+    assert sorted(e.key for e in report.removed) == sorted(keys[1:3])
+
+
+def test_clean_missing_drops_only_broken_entries(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    good, bad = put(store, 1), put(store, 2)
+    store.get(bad).path.unlink()  # type: ignore[union-attr]
+    report = store.clean(max_age_days=None, missing=True)
+    assert [e.key for e in report.removed] == [bad] and store.get(good) is not None
+
+
+def test_verify_rehashes_and_drops_corrupt_results(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    good, bad = put(store, 1), put(store, 2)
+    path = store.get(bad).path  # type: ignore[union-attr]
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF  # same size, different bytes: only a re-hash sees it
+    path.write_bytes(bytes(data))
+    report = store.verify()
+    assert report.checked == 2 and [e.key for e, _ in report.damaged] == [bad]
+    assert report.index_ok and store.get(bad) is None and store.get(good) is not None
+
+
+def test_find_by_key_prefix_image_prefix_and_path(tmp_path: Path, testdata: Path) -> None:
+    store = ResultStore(tmp_path / "cache")
+    proc = Processor(CountingBackend(), store=store)
+    r = proc.run_sync("upscale", testdata / "chelsea.png")
+    proc.run_sync("remove_background", testdata / "chelsea.png")
+    assert [e.key for e in store.find(r.key[:10])] == [r.key]
+    assert len(store.find(r.image_hash[:10])) == 2
+    assert len(store.find(str(testdata / "chelsea.png"))) == 2
+    with pytest.raises(NotInCache):
+        store.find(str(testdata / "rocket.jpg"))
+    with pytest.raises(NotInCache):
+        store.find("zzz-not-hex")
+
+
+def test_a_prefix_shared_by_several_keys_is_ambiguous(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    keys = [put(store, n) for n in range(40)]
+    first_chars = [k[0] for k in keys]
+    shared = next(c for c in first_chars if first_chars.count(c) > 1)
+    with pytest.raises(AmbiguousPrefix, match="type more characters"):
+        store.find(shared)
+
+
+def test_legacy_export_then_import_round_trips(tmp_path: Path, testdata: Path) -> None:
+    store = ResultStore(tmp_path / "a")
+    proc = Processor(CountingBackend(), store=store)
+    proc.run_sync("upscale", testdata / "chelsea.png")
+    proc.run_sync("remove_background", testdata / "chelsea.png")
+    exported = tmp_path / "image-processing-cache.json"
+    assert store.export_legacy_json(exported) == 2
+    legacy = json.loads(exported.read_text())
+    [(image_hash, record)] = legacy.items()
+    assert set(record) == {"upscaled", "bgRemoved", "timestamp"}
+    assert Path(record["upscaled"]).is_absolute()
+
+    other = ResultStore(tmp_path / "b")
+    report = other.import_legacy_json(exported)
+    assert report.imported == 2 and not report.skipped_missing
+    # The imported entries answer a fal.ai call with default parameters, and only that.
+    entry = other.find(image_hash)[0]
+    assert entry.endpoint.startswith("fal-ai/") and entry.backend == "fal"
+    assert other.import_legacy_json(exported).already_present == 2
+    # Import copies: the originals are untouched when the new store is cleaned.
+    other.clean(max_age_days=0)
+    assert Path(record["upscaled"]).exists()
+
+
+def test_legacy_import_resolves_web_paths_under_root_and_skips_missing(tmp_path: Path) -> None:
+    site = tmp_path / "public"
+    (site / "uploads" / "processed_images").mkdir(parents=True)
+    (site / "uploads" / "processed_images" / "a.png").write_bytes(tiny_png(9))
+    legacy = {
+        "ab" * 32: {
+            "bgRemoved": "/uploads/processed_images/a.png",
+            "upscaled": "/uploads/processed_images/gone.png",
+            "timestamp": 1672531200000,
+        }
+    }
+    path = tmp_path / "image-processing-cache.json"
+    path.write_text(json.dumps(legacy))
+    store = ResultStore(tmp_path / "cache")
+    report = store.import_legacy_json(path, root=site)
+    assert report.imported == 1 and report.skipped_missing == ["/uploads/processed_images/gone.png"]
+    [entry] = store.entries()
+    assert entry.created == 1672531200.0 and entry.operation == "remove_background"
+
+
+def test_nothing_outside_the_root_is_ever_deleted(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "cache")
+    outside = tmp_path / "precious.png"
+    outside.write_bytes(b"keep me")
+    with pytest.raises(StoreError, match="outside the store"):
+        store._unlink_inside(outside)
+    assert outside.exists()
+
+
+def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="NBIMGPREP_CACHE_DIR"):
+        ResultStore(blocker / "cache")
+
+
+def test_index_passes_integrity_check(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    for n in range(10):
+        put(store, n)
+    con = sqlite3.connect(tmp_path / "index.sqlite")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
