@@ -486,33 +486,38 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         b = self.buttons
         crop_bar = W.HBox(
             [self.aspect, self.lock],
-            layout=W.Layout(align_items="center", flex_flow="row wrap", gap="8px"),
+            layout=W.Layout(align_items="center", flex_flow="row wrap"),
         )
+        crop_bar.add_class("nbip-row")
         box_bar = W.HBox(
             [*self.fields.values(), b["Apply crop"], b["Reset"]],
-            layout=W.Layout(align_items="center", flex_flow="row wrap", gap="6px"),
+            layout=W.Layout(align_items="center", flex_flow="row wrap"),
         )
+        box_bar.add_class("nbip-row")
         before = W.VBox(
             [self.before_label, self.canvas, crop_bar, box_bar],
-            layout=W.Layout(flex="1 1 0", min_width="280px", gap="8px"),
+            layout=W.Layout(flex="1 1 0", min_width="280px"),
         )
         before.add_class("nbip-panel")
         after = W.VBox(
             [self.after_label, self.after_empty, self.after_image, b["Use result"]],
-            layout=W.Layout(flex="1 1 0", min_width="280px", gap="8px"),
+            layout=W.Layout(flex="1 1 0", min_width="280px"),
         )
         after.add_class("nbip-panel")
-        panels = W.HBox([before, after], layout=W.Layout(gap="14px", align_items="flex-start"))
+        panels = W.HBox([before, after], layout=W.Layout(align_items="flex-start"))
+        panels.add_class("nbip-panels")
+        upscale = W.HBox([b["Upscale"], self.scale])
+        upscale.add_class("nbip-upscale")
         ops = W.HBox(
             [
                 b["Remove background"],
-                W.HBox([b["Upscale"], self.scale], layout=W.Layout(gap="2px")),
+                upscale,
                 b["Face detail"],
                 W.HTML('<span class="nbip-sep"></span>'),
                 b["Redo"],
                 b["Cancel"],
             ],
-            layout=W.Layout(align_items="center", flex_flow="row wrap", gap="8px"),
+            layout=W.Layout(align_items="center", flex_flow="row wrap"),
         )
         ops.add_class("nbip-ops")
         return [self.style_html, self.header, panels, ops, self.status, self.history_html]
@@ -952,6 +957,8 @@ _CSS = """
   color: var(--jp-ui-font-color1, #1f2430); gap: 10px; padding: 12px 14px;
   border: 1px solid var(--jp-border-color2, #e3e6ec); border-radius: 10px;
   background: var(--jp-layout-color1, #fff); box-sizing: border-box; }
+.nbip-row, .nbip-ops { gap: 8px; } .nbip-panels { gap: 14px; } .nbip-upscale { gap: 2px; }
+.nbip-panel { gap: 8px; }
 .nbip-header { display: flex; align-items: center; gap: 10px; flex-wrap: wrap; }
 .nbip-title { font-weight: 650; font-size: 15px; letter-spacing: .2px; }
 .nbip-name { color: var(--jp-ui-font-color2, #5b6372); font-size: 13px; }
