@@ -131,8 +131,9 @@ def test_a_result_that_is_not_an_image_is_refused(cache_dir: Path, testdata: Pat
     assert len(proc.store) == 0
 
 
-@pytest.mark.parametrize("name", ["rocket_truncated.jpg", "not_an_image.jpg", "empty.png",
-                                  "bomb_40000x40000.png"])
+@pytest.mark.parametrize(
+    "name", ["rocket_truncated.jpg", "not_an_image.jpg", "empty.png", "bomb_40000x40000.png"]
+)
 def test_bad_input_is_refused_before_any_backend_call(
     proc: Processor, testdata: Path, name: str
 ) -> None:

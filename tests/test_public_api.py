@@ -9,13 +9,33 @@ import nbimgprep
 
 
 def test_public_names_are_pinned() -> None:
-    assert sorted(nbimgprep.__all__) == sorted([
-        "OPERATIONS", "AmbiguousPrefix", "BackendError", "Endpoint", "Entry", "FalKeyMissing",
-        "FalKeyRejected", "FalTimeout", "ImageError", "ImagePrep", "ImageRef", "InvalidResult",
-        "NbimgprepError", "NotInCache", "OperationError", "ProcessingCancelled", "Processor",
-        "ProgressEvent", "Result", "ResultStore", "StoreError", "load_ipython_extension",
-        "unload_ipython_extension",
-    ])
+    assert sorted(nbimgprep.__all__) == sorted(
+        [
+            "OPERATIONS",
+            "AmbiguousPrefix",
+            "BackendError",
+            "Endpoint",
+            "Entry",
+            "FalKeyMissing",
+            "FalKeyRejected",
+            "FalTimeout",
+            "ImageError",
+            "ImagePrep",
+            "ImageRef",
+            "InvalidResult",
+            "NbimgprepError",
+            "NotInCache",
+            "OperationError",
+            "ProcessingCancelled",
+            "Processor",
+            "ProgressEvent",
+            "Result",
+            "ResultStore",
+            "StoreError",
+            "load_ipython_extension",
+            "unload_ipython_extension",
+        ]
+    )
     for name in nbimgprep.__all__:
         assert getattr(nbimgprep, name) is not None
 

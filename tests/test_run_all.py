@@ -36,8 +36,11 @@ def test_every_cell_replies_after_a_run_sync_cell(tmp_path: Path, testdata: Path
             msg = kc.get_iopub_msg(timeout=5)
             if msg["msg_type"] == "execute_result":
                 results[msg["parent_header"]["msg_id"]] = msg["content"]["data"]["text/plain"]
-            if msg["msg_type"] == "status" and msg["parent_header"].get("msg_id") == ids[-1] \
-                    and msg["content"]["execution_state"] == "idle":
+            if (
+                msg["msg_type"] == "status"
+                and msg["parent_header"].get("msg_id") == ids[-1]
+                and msg["content"]["execution_state"] == "idle"
+            ):
                 break
         assert [results.get(i) for i in ids[2:]] == ["False", "True", "True", "'after'", "2"]
     finally:

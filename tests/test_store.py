@@ -36,9 +36,19 @@ def tiny_png(shade: int) -> bytes:
 def put(store: ResultStore, n: int, op: str = "upscale") -> str:
     image_hash = f"{n:064x}"
     key = cache_key(image_hash, op, Endpoint(f"local/{op}"), {})
-    store.put(key, tiny_png(n % 256), image_hash=image_hash, operation=op,
-              endpoint=Endpoint(f"local/{op}"), params={}, backend="local", width=4, height=3,
-              content_type="image/png", backend_seconds=2.0)
+    store.put(
+        key,
+        tiny_png(n % 256),
+        image_hash=image_hash,
+        operation=op,
+        endpoint=Endpoint(f"local/{op}"),
+        params={},
+        backend="local",
+        width=4,
+        height=3,
+        content_type="image/png",
+        backend_seconds=2.0,
+    )
     return key
 
 
@@ -120,8 +130,17 @@ def test_clean_by_age_uses_last_use(tmp_path: Path) -> None:
     clock.now += 20 * DAY
     store.lookup(used)
     clock.now += 15 * DAY
-    store.put(store.get(new).key, tiny_png(3), image_hash=f"{3:064x}", operation="upscale",  # type: ignore[union-attr]
-              endpoint=Endpoint("local/upscale"), params={}, backend="local", width=4, height=3)
+    store.put(
+        store.get(new).key,
+        tiny_png(3),
+        image_hash=f"{3:064x}",
+        operation="upscale",  # type: ignore[union-attr]
+        endpoint=Endpoint("local/upscale"),
+        params={},
+        backend="local",
+        width=4,
+        height=3,
+    )
     report = store.clean(max_age_days=30)
     assert [e.key for e in report.removed] == [old]
     assert store.get(old) is None and store.get(used) is not None

@@ -55,15 +55,24 @@ def test_a_result_is_a_hit_from_a_new_process(tmp_path: Path, testdata: Path) ->
         f"'upscale', {str(testdata / 'chelsea.png')!r}, scale=2)\n"
         "print(r.cache_hit)"
     )
-    outputs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True).stdout.strip() for _ in range(2)]
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
     assert outputs == ["False", "True"]
 
 
 def test_processes_racing_on_one_key_pay_once(tmp_path: Path, testdata: Path) -> None:
     log, start = tmp_path / "calls.log", tmp_path / "go"
-    code = RACER.format(tests=str(Path(__file__).parent), log=str(log), start=str(start),
-                        cache=str(tmp_path / "cache"), photo=str(testdata / "rocket.jpg"))
+    code = RACER.format(
+        tests=str(Path(__file__).parent),
+        log=str(log),
+        start=str(start),
+        cache=str(tmp_path / "cache"),
+        photo=str(testdata / "rocket.jpg"),
+    )
     racers = [python(code) for _ in range(4)]
     start.touch()
     answers = sorted(p.communicate(timeout=120)[0].strip() for p in racers)
@@ -75,8 +84,10 @@ def test_processes_racing_on_one_key_pay_once(tmp_path: Path, testdata: Path) ->
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     ResultStore(cache)
-    writers = [python(WRITER.format(tests=str(Path(__file__).parent), cache=str(cache),
-                                    first=i * 50)) for i in range(4)]
+    writers = [
+        python(WRITER.format(tests=str(Path(__file__).parent), cache=str(cache), first=i * 50))
+        for i in range(4)
+    ]
     for w in writers:
         w.communicate(timeout=120)
         assert w.returncode == 0

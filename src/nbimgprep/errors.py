@@ -84,7 +84,8 @@ class FalKeyMissing(BackendError):
         super().__init__(
             message
             or "FAL_KEY is not set. Get a key at https://fal.ai/dashboard/keys, then "
-            'set it before starting the kernel (export FAL_KEY=...) or in a cell: os.environ["FAL_KEY"] = "...". '
+            "set it before starting the kernel (export FAL_KEY=...) or in a cell: "
+            'os.environ["FAL_KEY"] = "...". '
             'To work offline instead, use Processor(backend="local").'
         )
 

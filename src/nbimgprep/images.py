@@ -249,7 +249,9 @@ class ImageRef:
         x, y, w, h = (int(v) for v in box)
         width, height = self.size
         if w <= 0 or h <= 0:
-            raise ImageError(f"{self.name}: crop box {box} is empty (width and height must be > 0).")
+            raise ImageError(
+                f"{self.name}: crop box {box} is empty (width and height must be > 0)."
+            )
         if x < 0 or y < 0 or x + w > width or y + h > height:
             raise ImageError(
                 f"{self.name}: crop box {box} is not inside the {width}x{height} image."

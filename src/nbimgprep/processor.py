@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -82,9 +82,9 @@ class Result:
         """The result as a PIL image (read from :attr:`path` on first access)."""
         from PIL import Image
 
-        with Image.open(self.path) as img:
-            img.load()
-            return img
+        img: Image.Image = Image.open(self.path)
+        img.load()
+        return img
 
     @property
     def status(self) -> str:
@@ -121,9 +121,7 @@ class Result:
             f"{caption}<br><code>{html.escape(str(self.path))}</code></figcaption></figure>"
         )
 
-    def _repr_mimebundle_(
-        self, include: object = None, exclude: object = None
-    ) -> dict[str, str]:
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
         return {"text/plain": str(self), "text/html": self._repr_html_()}
 
 
@@ -224,8 +222,9 @@ class Processor:
             result = self._result(entry, cache_hit=True, started=started)
             _notify([on_progress], ProgressEvent("hit", key, elapsed=result.elapsed))
             return result
-        return await self._join_flight(op, image, endpoint, canonical, key, refresh, on_progress,
-                                       started)
+        return await self._join_flight(
+            op, image, endpoint, canonical, key, refresh, on_progress, started
+        )
 
     def run_sync(
         self,
@@ -310,14 +309,17 @@ class Processor:
         flight: _Flight,
         started: float,
     ) -> Result:
-        def emit(kind: ProgressKind, position: int | None = None, logs: tuple[str, ...] = ()) -> None:
+        def emit(
+            kind: ProgressKind, position: int | None = None, logs: tuple[str, ...] = ()
+        ) -> None:
             _notify(
                 flight.listeners,
                 ProgressEvent(kind, key, position, logs, time.perf_counter() - started),
             )
 
-        def report(kind: Literal["queued", "running"], *, position: int | None = None,
-                   logs: Any = ()) -> None:
+        def report(
+            kind: Literal["queued", "running"], *, position: int | None = None, logs: Any = ()
+        ) -> None:
             emit(kind, position, tuple(str(line) for line in logs))
 
         try:
@@ -395,8 +397,9 @@ class Processor:
                 source=str(image.path) if image.path is not None else image.name,
             )
         except StoreError as exc:
-            return self._uncached(exc, op, image, endpoint, params, key, output, started,
-                                  (width, height))
+            return self._uncached(
+                exc, op, image, endpoint, params, key, output, started, (width, height)
+            )
         return self._result(entry, cache_hit=False, started=started)
 
     def _uncached(
@@ -464,7 +467,7 @@ class Processor:
         self._loop_thread.close()
 
 
-def _notify(listeners: list[ProgressCallback | None], event: ProgressEvent) -> None:
+def _notify(listeners: Sequence[ProgressCallback | None], event: ProgressEvent) -> None:
     """Tell every listener; a failing listener is reported, never allowed to break the call."""
     for listener in listeners:
         if listener is None:
@@ -526,7 +529,7 @@ def _make_backend(
         return FalBackend(endpoints=endpoints, timeout=timeout, environ=environ)
     if endpoints:
         raise OperationError(
-            "endpoints= applies to the fal backend only; remove it, or use backend=\"fal\"."
+            'endpoints= applies to the fal backend only; remove it, or use backend="fal".'
         )
     if backend == "local":
         from .backends.local import LocalBackend

@@ -17,6 +17,7 @@ raw image bytes are ever written or read: no pickle. Nothing outside the root is
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -80,11 +81,28 @@ CREATE TABLE IF NOT EXISTS hash_memo (
 );
 """
 
-_COLUMNS = (
-    "key image_hash operation endpoint endpoint_arguments params backend result_sha256 "
-    "result_name size width height content_type created last_hit hits backend_seconds "
-    "request_id remote_url source"
-).split()
+_COLUMNS = [
+    "key",
+    "image_hash",
+    "operation",
+    "endpoint",
+    "endpoint_arguments",
+    "params",
+    "backend",
+    "result_sha256",
+    "result_name",
+    "size",
+    "width",
+    "height",
+    "content_type",
+    "created",
+    "last_hit",
+    "hits",
+    "backend_seconds",
+    "request_id",
+    "remote_url",
+    "source",
+]
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -451,13 +469,12 @@ class ResultStore:
         return None if row is None else str(row[0])
 
     def put_hash(self, stamp: FileStamp, sha256: str) -> None:
-        try:
+        # The memo is an accelerator: a read-only store still hashes correctly without it.
+        with contextlib.suppress(sqlite3.Error):
             self._con.execute(
                 "INSERT OR REPLACE INTO hash_memo VALUES (?, ?, ?, ?, ?)",
                 (stamp.path, stamp.size, stamp.mtime_ns, stamp.inode, sha256),
             )
-        except sqlite3.Error:
-            pass  # the memo is an accelerator: a read-only store still hashes correctly
 
     # -- listing and finding ----------------------------------------------------------------
 
@@ -544,8 +561,9 @@ class ResultStore:
             "GROUP BY operation, result_name"
         ):
             by_op[row["operation"]]["bytes"] += row["size"]
-        for row in con.execute("SELECT SUM(size) FROM (SELECT MAX(size) AS size FROM entries "
-                               "GROUP BY result_name)"):
+        for row in con.execute(
+            "SELECT SUM(size) FROM (SELECT MAX(size) AS size FROM entries GROUP BY result_name)"
+        ):
             total_bytes = row[0] or 0
         return StoreStats(
             entries=len(self),
@@ -582,13 +600,9 @@ class ResultStore:
             cutoff = self.clock() - float(max_age_days) * 86400
             doomed.update((e.key, e) for e in everything if e.last_used <= cutoff)
         if missing:
-            doomed.update(
-                (e.key, e) for e in everything if not _file_has_size(e.path, e.size)
-            )
+            doomed.update((e.key, e) for e in everything if not _file_has_size(e.path, e.size))
         if max_bytes is not None:
-            kept = sorted(
-                (e for e in everything if e.key not in doomed), key=lambda e: e.last_used
-            )
+            kept = sorted((e for e in everything if e.key not in doomed), key=lambda e: e.last_used)
             total = sum({e.path: e.size for e in kept}.values())
             for e in kept:
                 if total <= max_bytes:
