@@ -186,7 +186,7 @@ def _add_cache_commands(
     sub = add(
         "clean",
         "remove old, oversized or broken entries",
-        "Remove entries. With no criterion, entries older than 30 days go (like the original "
+        "Remove entries. With no criterion, entries unused for 30 days go (like the original "
         "cleanup script); criteria combine: an entry goes if any of them says so. "
         f"Without --yes, a clean that would remove more than {CLEAN_CONFIRM_LIMIT} entries "
         "removes nothing and lists them.",
@@ -195,13 +195,13 @@ def _add_cache_commands(
         "--max-age-days",
         type=_non_negative_float,
         metavar="N",
-        help="remove entries created more than N days ago (0 removes everything)",
+        help="remove entries not created or hit in the last N days (0 removes everything)",
     )
     sub.add_argument(
         "--max-size",
         type=parse_size,
         metavar="SIZE",
-        help="then evict the least recently hit entries until the store fits in SIZE (e.g. 2GB)",
+        help="evict the least recently hit entries until the store fits in SIZE (e.g. 2GB)",
     )
     sub.add_argument(
         "--missing", action="store_true", help="remove entries whose result file is gone"

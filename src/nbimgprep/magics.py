@@ -78,11 +78,12 @@ class ImgCacheMagics(Magics, Configurable):  # type: ignore[misc]
     )
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
+        # Before the config is applied: setting cache_dir from it calls close().
+        self._store: ResultStore | None = None
+        self._processors: dict[str, Processor] = {}
         config = shell.config if shell is not None else None
         Configurable.__init__(self, config=config, **kwargs)
         Magics.__init__(self, shell=shell)
-        self._store: ResultStore | None = None
-        self._processor: Processor | None = None
 
     @default("cache_dir")
     def _default_cache_dir(self) -> str:
@@ -101,9 +102,9 @@ class ImgCacheMagics(Magics, Configurable):  # type: ignore[misc]
 
     def close(self) -> None:
         """Let go of the store and close the processor (its loop thread and connections)."""
-        if self._processor is not None:
-            self._processor.close()
-        self._processor = None
+        processors, self._processors = self._processors, {}
+        for proc in processors.values():
+            proc.close()
         self._store = None
 
     def store(self) -> ResultStore:
@@ -114,14 +115,19 @@ class ImgCacheMagics(Magics, Configurable):  # type: ignore[misc]
             self._store = ResultStore(self.cache_dir)
         return self._store
 
-    def processor(self) -> Processor:
-        """The processor ``run`` uses: this store, the configured backend; made once."""
+    def processor(self, backend: str | None = None) -> Processor:
+        """The processor ``run`` uses: this store and ``backend`` (default: the setting).
+
+        Made once per backend and kept, so its event loop, connections and the one-line
+        "no FAL_KEY" notice are not repeated on every call."""
         from .processor import Processor
 
-        if self._processor is None:
-            backend = None if self.backend == "auto" else self.backend
-            self._processor = Processor(backend=backend, store=self.store())
-        return self._processor
+        name = backend or self.backend
+        if name not in self._processors:
+            self._processors[name] = Processor(
+                backend=None if name == "auto" else name, store=self.store()
+            )
+        return self._processors[name]
 
     @line_magic  # type: ignore[misc]
     def imgcache(self, line: str) -> Report | None:
@@ -139,7 +145,7 @@ class ImgCacheMagics(Magics, Configurable):  # type: ignore[misc]
             return execute(
                 args,
                 store=self.store,
-                processor=self.processor,
+                processor=lambda: self.processor(getattr(args, "backend", None)),
                 default_max_age_days=self.max_age_days,
             )
         except NbimgprepError as exc:
@@ -156,7 +162,8 @@ def load_ipython_extension(ip: InteractiveShell) -> None:
     magics = ImgCacheMagics(ip)
     ip.register_magics(magics)
     configurables: list[Any] = ip.configurables  # IPython types it as a list of shells
-    configurables.append(magics)
+    if magics not in configurables:  # recent IPython adds registered magics itself
+        configurables.append(magics)
 
 
 def unload_ipython_extension(ip: InteractiveShell) -> None:
@@ -168,5 +175,5 @@ def unload_ipython_extension(ip: InteractiveShell) -> None:
     if isinstance(magics, ImgCacheMagics):
         magics.close()
         configurables: list[Any] = ip.configurables
-        if magics in configurables:
+        while magics in configurables:
             configurables.remove(magics)

@@ -1,0 +1,618 @@
+"""``%imgcache`` in a real IPython shell, on stores filled by the real engine (local backend).
+
+Each test gets its own copy of a store the engine filled once per session, so a test may
+clean, delete or corrupt freely. The 10,000-entry store is filled through ``ResultStore.put``
+with tiny images and only read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+from cachefill import DAY, fill_with_engine, put_entry, small_photos
+from nbimgprep.magics import ImgCacheMagics
+from nbimgprep.reports import CacheListing
+from nbimgprep.store import ResultStore
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return small_photos(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="session")
+def engine_store(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path]) -> Path:
+    """A store the real engine filled: 3 images, 5 results, made once per session."""
+    root = tmp_path_factory.mktemp("engine") / "cache"
+    fill_with_engine(root, photos)
+    return root
+
+
+@pytest.fixture
+def cache(tmp_path: Path, engine_store: Path) -> Path:
+    """This test's own copy of the engine-filled store."""
+    root = tmp_path / "cache"
+    shutil.copytree(engine_store, root)
+    return root
+
+
+@pytest.fixture
+def shell() -> Iterator[InteractiveShell]:
+    """The real IPython shell with ``%load_ext nbimgprep``; unloaded afterwards."""
+    config = Config()
+    config.HistoryManager.enabled = False
+    ip = InteractiveShell.instance(config=config)
+    ip.config.pop("ImgCacheMagics", None)  # %config settings outlive the extension
+    ip.run_line_magic("load_ext", "nbimgprep")
+    yield ip
+    ip.run_line_magic("unload_ext", "nbimgprep")
+    ip.config.pop("ImgCacheMagics", None)
+
+
+@pytest.fixture
+def ip(shell: InteractiveShell, cache: Path) -> InteractiveShell:
+    """The shell, with ``%imgcache`` pointed at this test's store through ``%config``."""
+    shell.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(cache)!r}")
+    return shell
+
+
+def imgcache(ip: InteractiveShell, line: str) -> Any:
+    return ip.run_line_magic("imgcache", line)
+
+
+def html_of(ip: InteractiveShell, obj: object) -> str:
+    data, _ = ip.display_formatter.format(obj)
+    assert "text/plain" in data
+    html: str = data["text/html"]
+    return html
+
+
+def body_rows(html: str) -> int:
+    """Rows in the first table's body."""
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return body.count("<tr>")
+
+
+# -- loading and settings ---------------------------------------------------------------------
+
+
+def test_load_ext_registers_imgcache_and_unload_removes_it(shell: InteractiveShell) -> None:
+    assert shell.find_line_magic("imgcache") is not None
+    assert any(isinstance(c, ImgCacheMagics) for c in shell.configurables)
+
+    shell.run_line_magic("unload_ext", "nbimgprep")
+    assert shell.find_line_magic("imgcache") is None
+    assert not any(isinstance(c, ImgCacheMagics) for c in shell.configurables)
+
+    shell.run_line_magic("load_ext", "nbimgprep")
+    assert shell.find_line_magic("imgcache") is not None
+
+
+def test_config_sets_the_store_directory(ip: InteractiveShell, cache: Path) -> None:
+    listing = imgcache(ip, "list")
+    assert len(listing.entries) == 5
+    assert all(e.path.is_relative_to(cache) for e in listing.entries)
+
+
+def test_cache_dir_defaults_to_the_environment_variable(
+    shell: InteractiveShell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NBIMGPREP_CACHE_DIR", str(tmp_path / "from-env"))
+    assert ImgCacheMagics(shell).cache_dir == str(tmp_path / "from-env")
+    monkeypatch.delenv("NBIMGPREP_CACHE_DIR")
+    assert Path(ImgCacheMagics(shell).cache_dir) == Path(".cache/nbimgprep")
+
+
+def test_settings_reject_bad_values(shell: InteractiveShell) -> None:
+    magics = ImgCacheMagics(shell)
+    assert magics.max_age_days == 30
+    with pytest.raises(Exception, match="0 or more"):
+        magics.max_age_days = -1
+    with pytest.raises(Exception, match="backend"):
+        magics.backend = "cloud"
+
+
+def test_help_for_every_subcommand(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = shell.find_line_magic("imgcache").__doc__
+    for sub in ("list", "inspect", "stats", "clean", "rm", "verify", "export", "import", "run"):
+        assert f"usage: %imgcache {sub}" in doc
+    shell.run_cell("%imgcache?")
+    assert "usage: %imgcache clean" in capsys.readouterr().out
+
+    assert imgcache(shell, "clean --help") is None
+    assert "--max-size SIZE" in capsys.readouterr().out
+
+
+# -- list -------------------------------------------------------------------------------------
+
+
+def test_list_shows_one_row_per_entry(ip: InteractiveShell, cache: Path) -> None:
+    listing = imgcache(ip, "list")
+    keys = {e.key for e in ResultStore(cache).entries()}
+    assert {e.key for e in listing.entries} == keys
+
+    html = html_of(ip, listing)
+    assert body_rows(html) == 5
+    for header in ("key", "image", "operation", "endpoint", "size", "dimensions", "age", "hits"):
+        assert f">{header}</th>" in html
+    text = str(listing)
+    assert text.count("local/upscale") == 3
+    assert "192x192" in text  # the 96px astronaut, upscaled by 2
+
+
+def test_list_result_can_be_assigned(ip: InteractiveShell) -> None:
+    ip.run_cell("x = %imgcache list --limit 2", store_history=False)
+    x = ip.user_ns["x"]
+    assert isinstance(x, CacheListing)
+    assert len(x.entries) == 2
+
+
+def test_list_filters_limits_and_sorts(ip: InteractiveShell, cache: Path) -> None:
+    upscales = imgcache(ip, "list --op upscale").entries
+    assert [e.operation for e in upscales] == ["upscale"] * 3
+
+    assert len(imgcache(ip, "list --limit 2").entries) == 2
+    assert "2 of 5 entries" in str(imgcache(ip, "list --limit 2"))
+
+    by_age = imgcache(ip, "list --sort age").entries
+    assert [e.created for e in by_age] == sorted((e.created for e in by_age), reverse=True)
+
+    by_size = imgcache(ip, "list --sort size").entries
+    assert [e.size for e in by_size] == sorted((e.size for e in by_size), reverse=True)
+
+    store = ResultStore(cache)
+    favourite = by_age[-1]
+    for _ in range(3):
+        assert store.lookup(favourite.key) is not None
+    by_hits = imgcache(ip, "list --sort hits").entries
+    assert by_hits[0].key == favourite.key
+    assert by_hits[0].hits == 3
+
+
+# -- inspect ----------------------------------------------------------------------------------
+
+
+def test_inspect_an_image_path_shows_input_and_results_side_by_side(
+    ip: InteractiveShell, photos: dict[str, Path]
+) -> None:
+    report = imgcache(ip, f"inspect {photos['astronaut']}")
+    assert sorted(e.operation for e in report.entries) == ["face_detail", "upscale", "upscale"]
+
+    html = html_of(ip, report)
+    assert html.count("<img ") == 4  # the input and its three results
+    assert html.count("data:image/") == 4
+    assert "input: astronaut.png" in html
+
+    text = str(report)
+    for e in report.entries:
+        assert e.key in text
+        assert str(e.path) in text
+    for field in ("result_sha256", "backend_seconds", "created", "last_hit", "endpoint"):
+        assert field in text
+
+
+def test_inspect_by_key_prefix_and_by_image_hash_prefix(ip: InteractiveShell) -> None:
+    entries = imgcache(ip, "list").entries
+    one = next(e for e in entries if e.operation == "remove_background")
+    assert [e.key for e in imgcache(ip, f"inspect {one.key[:10]}").entries] == [one.key]
+
+    astronaut = next(e for e in entries if e.operation == "face_detail").image_hash
+    by_image = imgcache(ip, f"inspect {astronaut[:12]}").entries
+    assert len(by_image) == 3
+    assert {e.image_hash for e in by_image} == {astronaut}
+
+
+def test_inspect_unknown_or_ambiguous_is_a_usage_error(ip: InteractiveShell, cache: Path) -> None:
+    with pytest.raises(UsageError, match="no cache key or image hash starts with"):
+        imgcache(ip, "inspect 0000000000")
+    with pytest.raises(UsageError, match="not a cache key"):
+        imgcache(ip, "inspect no-such-file.png")
+
+    store = ResultStore(cache)
+    put_entry(store, 1, key="abcd" + "0" * 60)
+    put_entry(store, 2, key="abcd" + "1" * 60)
+    with pytest.raises(UsageError, match="matches 2 entries"):
+        imgcache(ip, "inspect abcd")
+
+
+# -- stats ------------------------------------------------------------------------------------
+
+
+def test_stats_counts_entries_bytes_hits_and_time_saved(ip: InteractiveShell, cache: Path) -> None:
+    store = ResultStore(cache)
+    entry = store.entries(op="upscale")[0]
+    store.lookup(entry.key)
+    store.lookup(entry.key)
+
+    report = imgcache(ip, "stats")
+    expected = store.stats()
+    assert report.stats.entries == 5
+    assert report.stats.hits == expected.hits >= 2
+    text = str(report)
+    assert re.search(r"entries\s+5\b", text)
+    assert re.search(r"hits\s+" + str(expected.hits), text)
+    assert "hit rate" in text
+    assert f"{expected.seconds_saved:.1f} s" in text
+    html = html_of(ip, report)
+    assert "per operation" in html
+    for op in ("upscale", "face_detail", "remove_background"):
+        assert f">{op}</td>" in html
+
+
+# -- clean ------------------------------------------------------------------------------------
+
+
+def test_clean_without_criterion_removes_what_is_older_than_30_days(
+    ip: InteractiveShell, cache: Path
+) -> None:
+    store = ResultStore(cache)
+    old = put_entry(store, 1, created=time.time() - 31 * DAY)
+    recent = put_entry(store, 2, created=time.time() - 29 * DAY)
+
+    report = imgcache(ip, "clean")
+    assert [e.key for e in report.removed] == [old]
+    assert store.get(old) is None
+    assert store.get(recent) is not None
+    assert len(store) == 6
+    assert "Removed 1 entries" in str(report)
+    assert old[:12] in html_of(ip, report)
+
+
+def test_clean_default_age_follows_the_setting(ip: InteractiveShell, cache: Path) -> None:
+    store = ResultStore(cache)
+    put_entry(store, 1, created=time.time() - 8 * DAY)
+    ip.run_line_magic("config", "ImgCacheMagics.max_age_days = 7")
+    assert len(imgcache(ip, "clean").removed) == 1
+
+
+def test_clean_with_nothing_to_clean_says_so(ip: InteractiveShell, cache: Path) -> None:
+    report = imgcache(ip, "clean --max-age-days 7")
+    assert report.removed == []
+    assert "Nothing to clean" in str(report)
+    assert len(ResultStore(cache)) == 5
+
+
+def test_clean_max_age_zero_removes_everything(ip: InteractiveShell, cache: Path) -> None:
+    report = imgcache(ip, "clean --max-age-days=0")
+    assert len(report.removed) == 5
+    assert len(ResultStore(cache)) == 0
+    assert not list((cache / "results").rglob("*.png"))
+
+
+def test_clean_dry_run_deletes_nothing(ip: InteractiveShell, cache: Path) -> None:
+    files_before = sorted(p for p in cache.rglob("*") if p.is_file() and "results" in p.parts)
+    report = imgcache(ip, "clean --max-age-days 0 --dry-run")
+    assert len(report.removed) == 5
+    assert "Dry run: would remove 5 entries" in str(report)
+    assert len(ResultStore(cache)) == 5
+    files_after = sorted(p for p in cache.rglob("*") if p.is_file() and "results" in p.parts)
+    assert files_after == files_before
+
+
+def test_clean_of_more_than_ten_needs_yes(ip: InteractiveShell, cache: Path) -> None:
+    store = ResultStore(cache)
+    for seed in range(8):
+        put_entry(store, seed)
+
+    refused = imgcache(ip, "clean --max-age-days 0")
+    assert refused.refused
+    assert len(refused.removed) == 13  # listed, not removed
+    assert "Add --yes" in str(refused)
+    assert "Add --yes" in html_of(ip, refused)
+    assert len(store) == 13
+
+    done = imgcache(ip, "clean --max-age-days 0 --yes")
+    assert len(done.removed) == 13
+    assert len(store) == 0
+
+
+def test_clean_missing_removes_entries_whose_file_is_gone(
+    ip: InteractiveShell, cache: Path
+) -> None:
+    store = ResultStore(cache)
+    victim = store.entries(op="remove_background")[0]
+    victim.path.unlink()
+    report = imgcache(ip, "clean --missing")
+    assert [e.key for e in report.removed] == [victim.key]
+    assert len(store) == 4
+
+
+def test_clean_max_size_evicts_the_least_recently_hit_first(
+    ip: InteractiveShell, cache: Path
+) -> None:
+    store = ResultStore(cache)
+    entries = store.entries(sort="age")
+    newest = entries[0]
+    for e in entries[1:]:  # everything but the newest is hit now
+        assert store.lookup(e.key) is not None
+    total = store.stats().bytes
+
+    report = imgcache(ip, f"clean --max-size {total - 1}")
+    assert [e.key for e in report.removed] == [newest.key]
+    assert store.stats().bytes <= total - 1
+
+
+def test_clean_criteria_combine(ip: InteractiveShell, cache: Path) -> None:
+    store = ResultStore(cache)
+    old = put_entry(store, 1, created=time.time() - 40 * DAY)
+    broken = store.entries(op="face_detail")[0]
+    broken.path.unlink()
+    report = imgcache(ip, "clean --max-age-days 30 --missing")
+    assert {e.key for e in report.removed} == {old, broken.key}
+    assert "not used for 30 days; result file missing" in str(report)
+
+
+def test_clean_accepts_sizes_with_units(ip: InteractiveShell) -> None:
+    assert imgcache(ip, "clean --max-size 2GB").removed == []
+    assert imgcache(ip, "clean --max-size 1.5MiB --dry-run").removed == []
+
+
+# -- rm ---------------------------------------------------------------------------------------
+
+
+def test_rm_a_key_deletes_that_entry_and_shows_it(ip: InteractiveShell, cache: Path) -> None:
+    store = ResultStore(cache)
+    entry = store.entries(op="remove_background")[0]
+    report = imgcache(ip, f"rm {entry.key[:12]}")
+    assert [e.key for e in report.removed] == [entry.key]
+    assert store.get(entry.key) is None
+    assert not entry.path.exists()
+    assert "remove_background" in str(report)
+    assert entry.key[:12] in html_of(ip, report)
+
+
+def test_rm_an_image_hash_deletes_all_its_entries(ip: InteractiveShell, cache: Path) -> None:
+    store = ResultStore(cache)
+    image_hash = store.entries(op="face_detail")[0].image_hash
+    report = imgcache(ip, f"rm {image_hash[:16]}")
+    assert len(report.removed) == 3
+    assert len(store) == 2
+
+
+def test_rm_of_nothing_is_a_usage_error(ip: InteractiveShell, cache: Path) -> None:
+    with pytest.raises(UsageError, match="no cache key or image hash starts with"):
+        imgcache(ip, "rm 0000000000")
+    assert len(ResultStore(cache)) == 5
+
+
+# -- verify -----------------------------------------------------------------------------------
+
+
+def test_verify_reports_intact_results(ip: InteractiveShell) -> None:
+    report = imgcache(ip, "verify")
+    assert report.report.checked == 5
+    assert report.report.damaged == []
+    assert "all intact" in str(report)
+    assert "all intact" in html_of(ip, report)
+
+
+def test_verify_drops_corrupt_and_missing_results(ip: InteractiveShell, cache: Path) -> None:
+    store = ResultStore(cache)
+    corrupt = store.entries(op="face_detail")[0]
+    corrupt.path.write_bytes(b"\0" * corrupt.size)  # same size: only re-hashing sees it
+    missing = store.entries(op="remove_background")[0]
+    missing.path.unlink()
+
+    report = imgcache(ip, "verify")
+    damaged = {e.key: reason for e, reason in report.report.damaged}
+    assert set(damaged) == {corrupt.key, missing.key}
+    assert "2 damaged" in str(report)
+    assert "missing" in html_of(ip, report)
+    assert len(store) == 3
+
+
+# -- export and import ------------------------------------------------------------------------
+
+
+def test_export_then_import_into_an_empty_store_round_trips(
+    ip: InteractiveShell, cache: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "legacy" / "image-processing-cache.json"
+    exported = imgcache(ip, f"export {target}")
+    # legacy has one slot per operation: of the two astronaut upscales, the newest is kept
+    assert exported.count == 4
+    legacy = json.loads(target.read_text())
+    assert set(legacy) == {e.image_hash for e in ResultStore(cache).entries()}
+    for record in legacy.values():
+        assert isinstance(record["timestamp"], int)
+        assert set(record) - {"timestamp"} <= {"bgRemoved", "upscaled", "faceDetailed"}
+    assert sum(len(r) - 1 for r in legacy.values()) == 4
+
+    fresh = tmp_path / "fresh-cache"
+    ip.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(fresh)!r}")
+    assert imgcache(ip, "list").entries == []
+    imported = imgcache(ip, f"import {target}")
+    assert imported.report.imported == 4
+    assert "Imported 4 results" in str(imported)
+
+    imgcache(ip, f"export {tmp_path / 'again.json'}")
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert {h: sorted(r) for h, r in again.items()} == {h: sorted(r) for h, r in legacy.items()}
+    for image_hash, record in legacy.items():
+        for slot in ("bgRemoved", "upscaled", "faceDetailed"):
+            if slot in record:
+                original = Path(record[slot]).read_bytes()
+                assert Path(again[image_hash][slot]).read_bytes() == original
+    assert imgcache(ip, "verify").report.damaged == []
+
+    assert imgcache(ip, f"import {target}").report.already_present == 4
+
+
+def test_import_with_root_finds_web_paths_and_counts_missing(
+    ip: InteractiveShell, tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    app = tmp_path / "old-app"
+    processed = app / "public" / "uploads" / "processed_images"
+    processed.mkdir(parents=True)
+    shutil.copy(photos["chelsea"], processed / "cat-nobg.png")
+    legacy = {
+        "a" * 64: {
+            "bgRemoved": "/uploads/processed_images/cat-nobg.png",
+            "timestamp": 1672531200000,
+        },
+        "b" * 64: {"upscaled": "/uploads/processed_images/gone.png", "timestamp": 1672531200000},
+    }
+    cache_file = app / ".cache" / "image-processing-cache.json"
+    cache_file.parent.mkdir()
+    cache_file.write_text(json.dumps(legacy))
+
+    report = imgcache(ip, f"import {cache_file} --root {app / 'public'}")
+    assert report.report.imported == 1
+    assert report.report.skipped_missing == ["/uploads/processed_images/gone.png"]
+    assert "1 skipped" in str(report)
+    assert (processed / "cat-nobg.png").exists()  # copied, never moved
+    assert imgcache(ip, "inspect " + "a" * 12).entries[0].operation == "remove_background"
+
+
+def test_import_of_a_missing_file_is_a_usage_error(ip: InteractiveShell, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no such file"):
+        imgcache(ip, f"import {tmp_path / 'nope.json'}")
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+def test_run_through_the_magic_is_fresh_then_a_hit(
+    ip: InteractiveShell, photos: dict[str, Path]
+) -> None:
+    first = imgcache(ip, f"run upscale {photos['chelsea']} --backend local")
+    assert [i.status for i in first.items] == ["fresh"]
+    again = imgcache(ip, f"run upscale {photos['chelsea']} {photos['astronaut']} --backend local")
+    assert [i.status for i in again.items] == ["hit", "hit"]
+    assert str(again.items[0].result.path) in str(again)
+    assert "2 cache hits" in html_of(ip, again)
+
+
+# -- bad arguments and the empty store --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "frobnicate",
+        "list --sort name",
+        "list --limit 0",
+        "list --limit many",
+        "list --op sharpen",
+        "inspect",
+        "inspect a b",
+        "clean --max-age-days -1",
+        "clean --max-age-days soon",
+        "clean --max-size 2XB",
+        "rm",
+        "export",
+        "export out.json --format csv",
+        "import",
+        "run upscale",
+        "run face_detail a.jpg --scale 2",
+        "list --unknown-flag",
+    ],
+)
+def test_bad_arguments_are_usage_errors_with_the_usage(ip: InteractiveShell, line: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        imgcache(ip, line)
+    assert "usage: %imgcache" in str(raised.value)
+
+
+def test_unbalanced_quotes_are_a_usage_error(ip: InteractiveShell) -> None:
+    with pytest.raises(UsageError, match="quotation"):
+        imgcache(ip, "inspect 'photo.jpg")
+
+
+def test_run_cell_with_a_bad_line_shows_no_traceback(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = ip.run_cell("%imgcache list --sort name", store_history=False)
+    assert isinstance(result.error_in_exec, UsageError)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    assert "SystemExit" not in captured.out + captured.err
+
+
+def test_every_subcommand_on_an_empty_store(shell: InteractiveShell, tmp_path: Path) -> None:
+    shell.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(tmp_path / 'empty')!r}")
+    listing = imgcache(shell, "list")
+    assert listing.entries == []
+    assert "The cache is empty." in str(listing)
+    assert "The cache is empty." in html_of(shell, listing)
+    stats = imgcache(shell, "stats")
+    assert stats.stats.entries == 0
+    assert "0%" in str(stats)
+    html_of(shell, stats)
+    assert "Nothing to clean" in str(imgcache(shell, "clean"))
+    assert "Checked 0 results" in str(imgcache(shell, "verify"))
+    assert imgcache(shell, f"export {tmp_path / 'e.json'}").count == 0
+    assert json.loads((tmp_path / "e.json").read_text()) == {}
+    with pytest.raises(UsageError):
+        imgcache(shell, "inspect abc")
+    with pytest.raises(UsageError):
+        imgcache(shell, "rm abc")
+
+
+# -- a store of 10,000 entries ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def big_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10,000 entries through ``ResultStore.put``: tiny images, three operations."""
+    root = tmp_path_factory.mktemp("big") / "cache"
+    store = ResultStore(root)
+    ops = ("upscale", "remove_background", "face_detail")
+    started = time.perf_counter()
+    for seed in range(10_000):
+        put_entry(store, seed, operation=ops[seed % 3], created=time.time() - seed)
+    print(f"\nfilled 10,000 entries through put in {time.perf_counter() - started:.1f} s")
+    return root
+
+
+def test_list_with_limit_on_ten_thousand_entries(shell: InteractiveShell, big_store: Path) -> None:
+    shell.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(big_store)!r}")
+    imgcache(shell, "list --limit 1")  # open the store once
+
+    started = time.perf_counter()
+    listing = imgcache(shell, "list --limit 20")
+    html = html_of(shell, listing)
+    limited = time.perf_counter() - started
+    assert body_rows(html) == 20
+    assert "20 of 10000 entries" in html
+    assert len(str(listing).splitlines()) == 2 + 20 + 1
+
+    started = time.perf_counter()
+    everything = imgcache(shell, "list")
+    html = html_of(shell, everything)
+    full = time.perf_counter() - started
+    assert len(everything.entries) == 10_000
+    assert body_rows(html) == 500  # the display is capped; the object holds all
+    assert "all 10000 are in the returned object" in html
+    assert len(str(everything).splitlines()) == 2 + 10_000 + 1
+
+    by_op = imgcache(shell, "list --op face_detail --limit 5 --sort hits")
+    assert "5 of 3333 entries" in str(by_op)
+    print(f"\nlist --limit 20 on 10,000 entries: {limited * 1000:.1f} ms (with HTML)")
+    print(f"list of all 10,000 entries: {full * 1000:.0f} ms (with HTML)")
+
+
+def test_large_clean_is_refused_without_yes(shell: InteractiveShell, big_store: Path) -> None:
+    shell.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(big_store)!r}")
+    refused = imgcache(shell, "clean --max-age-days 0")
+    assert refused.refused
+    assert len(refused.removed) == 10_000
+    assert len(ResultStore(big_store)) == 10_000
+    stats = imgcache(shell, "stats")
+    assert stats.stats.entries == 10_000
