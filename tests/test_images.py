@@ -143,3 +143,14 @@ def test_upload_bytes_pass_plain_files_and_fix_awkward_ones(testdata: Path) -> N
     assert Image.open(io.BytesIO(data)).size == (512, 512)
     data, ctype = ImageRef(testdata / "astronaut_cmyk.jpg").upload_bytes()
     assert ctype == "image/png"
+
+
+def test_a_96_megapixel_result_is_accepted_and_101_is_not() -> None:
+    from nbimgprep.images import decode_image
+
+    big = Image.new("1", (12_000, 8_000))  # 96 MP: over Pillow's warning, under our cap
+    out = io.BytesIO()
+    big.save(out, format="PNG")
+    assert decode_image(out.getvalue(), "big result").size == (12_000, 8_000)
+    with pytest.raises(ImageError, match="megapixels"):
+        decode_image(out.getvalue(), "big result", max_pixels=95_000_000)

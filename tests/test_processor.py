@@ -38,6 +38,8 @@ def test_second_call_is_a_hit_with_the_same_result(proc: Processor, testdata: Pa
     assert first.backend == "local" and first.endpoint == "test/upscale"
     assert first.params == {"scale": 2} and first.operation == "upscale"
     assert proc.backend.calls == 1  # type: ignore[attr-defined]
+    stats = proc.store.stats()
+    assert (stats.hits, stats.misses) == (1, 1)
 
 
 async def test_await_run_in_a_running_loop(proc: Processor, testdata: Path) -> None:

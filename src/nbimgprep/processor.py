@@ -326,7 +326,7 @@ class Processor:
             async with _key_lock(self.store.lock_path(key)):
                 if not refresh:
                     # Another process may have produced it while we waited for the lock.
-                    entry = await asyncio.to_thread(self.store.lookup, key)
+                    entry = await asyncio.to_thread(self.store.lookup, key, count_miss=False)
                     if entry is not None:
                         emit("hit")
                         return self._result(entry, cache_hit=True, started=started)

@@ -355,8 +355,9 @@ class ResultStore:
         row = self._con.execute("SELECT * FROM entries WHERE key = ?", (key,)).fetchone()
         return self._entry_from_row(row) if row is not None else None
 
-    def lookup(self, key: str) -> Entry | None:
-        """The entry for ``key`` if its result file is intact; counts a hit or a miss.
+    def lookup(self, key: str, *, count_miss: bool = True) -> Entry | None:
+        """The entry for ``key`` if its result file is intact; counts a hit or a miss
+        (``count_miss=False`` for a re-check whose miss was already counted).
 
         An entry whose file is missing or has the wrong size is dropped, and is a miss. An
         entry whose sidecar exists but whose index row does not (a crash between the two, or
@@ -366,6 +367,8 @@ class ResultStore:
         if entry is not None and not _file_has_size(entry.path, entry.size):
             self.delete(key)
             entry = None
+        if entry is None and not count_miss:
+            return None
         now = self.clock()
         with self._transaction() as con:
             if entry is None:
