@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import CountingBackend
+from conftest import TESTDATA, CountingBackend
 from nbimgprep import (
     BackendError,
     ImageError,
@@ -231,3 +231,25 @@ def test_default_backend_is_local_without_fal_key(
 def test_endpoints_are_refused_for_the_local_backend(cache_dir: Path) -> None:
     with pytest.raises(OperationError, match="fal backend only"):
         Processor("local", cache_dir=cache_dir, endpoints={"upscale": "fal-ai/aura-sr"})
+
+
+BAD_FILES = {
+    "rocket_truncated.jpg": "truncated",
+    "not_an_image.jpg": "not an image",
+    "empty.png": "empty",
+    "bomb_40000x40000.png": "megapixels",
+}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in TESTDATA.glob("*") if p.suffix != ".md"))
+def test_every_test_photo_gives_a_result_or_a_clear_error(
+    proc: Processor, testdata: Path, name: str
+) -> None:
+    if name in BAD_FILES:
+        with pytest.raises(ImageError, match=BAD_FILES[name]):
+            proc.run_sync("face_detail", testdata / name)
+        return
+    r = proc.run_sync("face_detail", testdata / name)
+    upright = proc.image(testdata / name).size
+    assert r.image.size == upright
+    assert proc.run_sync("face_detail", testdata / name).cache_hit
