@@ -414,8 +414,8 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         self.after_image = W.Image(format="png", layout=W.Layout(display="none"))
         self.after_image.add_class("nbip-after")
         self.after_empty = W.HTML(
-            '<div class="nbip-empty">Results appear here.<br>'
-            "Press <b>Remove background</b>, <b>Upscale</b> or <b>Face detail</b>.</div>"
+            '<div class="nbip-empty"><div>Results appear here.<br>'
+            "Press <b>Remove background</b>, <b>Upscale</b> or <b>Face detail</b>.</div></div>"
         )
 
         self.aspect = W.ToggleButtons(
@@ -431,7 +431,7 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         )
         self.lock.observe(self._on_lock, names="value")
         self.fields = {
-            name: W.IntText(description=name, layout=W.Layout(width="112px"))
+            name: W.IntText(description=name, layout=W.Layout(width="86px"))
             for name in ("x", "y", "w", "h")
         }
         for f in self.fields.values():
@@ -468,7 +468,7 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         button("Redo", "refresh", "", "Run the last operation again, fresh").on_click(
             self._reported_click(lambda: self._schedule(self.redo()))
         )
-        button("Cancel", "stop", "danger", "Stop the running operation").on_click(
+        button("Cancel", "stop", "", "Stop the running operation").on_click(
             self._reported_click(self.cancel)
         )
         button("Use result", "arrow-left", "success", "Make the result the new input").on_click(
@@ -875,9 +875,11 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         for label, b in self.buttons.items():
             if label == "Cancel":
                 b.disabled = not busy
+                b.button_style = "danger" if busy else ""
             elif label == "Apply crop":
                 b.disabled = busy or self._box is None
             elif label == "Use result":
+                b.add_class("nbip-use")
                 b.disabled = busy or self._result is None
             elif label == "Redo":
                 b.disabled = busy or self._last is None
@@ -988,7 +990,8 @@ _CSS = """
 .nbip-root .nbip-btn { border-radius: 6px; padding: 0 12px; }
 .nbip-aspect .widget-toggle-button, .nbip-scale .widget-toggle-button { width: auto;
   min-width: 44px; padding: 0 10px; }
-.nbip-field input { width: 64px; }
+.nbip-field input { width: 62px; }
+.nbip-use { align-self: flex-start; }
 .nbip-sep { display: inline-block; width: 1px; height: 22px; margin: 0 4px;
   background: var(--jp-border-color2, #d5d9e0); }
 .nbip-status { display: flex; gap: 8px; align-items: center; padding: 8px 12px;
@@ -1006,6 +1009,7 @@ _CSS = """
 .nbip-history { font-size: 12px; color: var(--jp-ui-font-color2, #5b6372); }
 .nbip-history-title { font-weight: 600; margin-bottom: 2px; }
 .nbip-history ol { margin: 0; padding-left: 20px; }
+.nbip-history li { margin: 0; line-height: 1.6; }
 .nbip-step-hit::marker { color: #1a8a45; } .nbip-step-fresh::marker { color: #3b3fb8; }
 </style>
 """
