@@ -155,6 +155,7 @@ def test_clean_dry_run_removes_nothing_and_zero_days_removes_all(tmp_path: Path)
     assert len(store) == 4
     assert len(store.clean(max_age_days=0).removed) == 4
     assert len(store) == 0 and not list((tmp_path / "results").glob("*/*"))
+    assert not list((tmp_path / "entries").glob("*/*"))
 
 
 def test_clean_by_size_evicts_least_recently_used_first(tmp_path: Path) -> None:
@@ -280,3 +281,22 @@ def test_index_passes_integrity_check(tmp_path: Path) -> None:
     con = sqlite3.connect(tmp_path / "index.sqlite")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_removing_an_entry_removes_its_idle_lock_file_but_never_a_held_one(
+    tmp_path: Path,
+) -> None:
+    from filelock import FileLock
+
+    store = ResultStore(tmp_path)
+    idle, held = put(store, 1), put(store, 2)
+    store.lock_path(idle).touch()
+    holder = FileLock(str(store.lock_path(held)), thread_local=False)
+    holder.acquire()
+    try:
+        store.delete(idle)
+        store.delete(held)
+        assert not store.lock_path(idle).exists()
+        assert store.lock_path(held).exists()
+    finally:
+        holder.release()

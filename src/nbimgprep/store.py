@@ -31,6 +31,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from filelock import FileLock
+from filelock import Timeout as LockTimeout
+
 from .errors import AmbiguousPrefix, NotInCache, StoreError
 from .images import FileStamp, ImageRef, sha256_stream
 from .operations import OPERATIONS, Endpoint, cache_key
@@ -641,12 +644,28 @@ class ResultStore:
             con.executemany("DELETE FROM entries WHERE key = ?", [(e.key,) for e in entries])
         for e in entries:
             self._unlink_inside(self._sidecar_path(e.key))
+            self._remove_idle_lock(e.key)
         paths = [e.path for e in entries]
         if also_shared_files:
             for p in paths:
                 self._unlink_inside(p)
         else:
             self._unlink_unreferenced(paths)
+
+    def _remove_idle_lock(self, key: str) -> None:
+        """Remove a key's lock file, but only while holding it: a lock someone holds stays."""
+        path = self.lock_path(key)
+        if not path.exists():
+            return
+        lock = FileLock(str(path), thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except (LockTimeout, OSError):
+            return
+        try:
+            self._unlink_inside(path)
+        finally:
+            lock.release()
 
     def _unlink_unreferenced(self, paths: Iterable[Path]) -> None:
         for p in set(paths):
