@@ -60,6 +60,8 @@ class Table:
     headers: Sequence[str]
     rows: Sequence[Sequence[str]]
     right: frozenset[int] = frozenset()
+    #: Let long values (paths, hashes) wrap in HTML instead of widening the table.
+    wrap: bool = False
 
     def text(self) -> str:
         plain = [[_plain(c) for c in row] for row in self.rows]
@@ -82,9 +84,11 @@ class Table:
         rows = self.rows if limit is None else self.rows[:limit]
 
         def cell(tag: str, i: int, value: str) -> str:
-            align = "right" if i in self.right else "left"
+            style = _CELL_STYLE.format(align="right" if i in self.right else "left")
+            if self.wrap and i > 0:
+                style += ";white-space:normal;overflow-wrap:anywhere;max-width:24em"
             body = value if isinstance(value, Markup) else html.escape(value)
-            return f'<{tag} style="{_CELL_STYLE.format(align=align)}">{body}</{tag}>'
+            return f'<{tag} style="{style}">{body}</{tag}>'
 
         head = "".join(cell("th", i, h) for i, h in enumerate(self.headers))
         body = "".join(
@@ -149,6 +153,11 @@ def format_time(epoch: float | None, now: float) -> str:
 
 def format_params(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "-"
+
+
+def _title(entry: Entry) -> str:
+    """``"upscale scale=2"``, ``"face_detail"``."""
+    return " ".join([entry.operation, *(f"{k}={v}" for k, v in sorted(entry.params.items()))])
 
 
 def _heading(text: str) -> str:
@@ -221,7 +230,7 @@ class CacheListing(Report):
             (
                 e.key[:12],
                 e.image_hash[:12],
-                e.operation + (f" {format_params(e.params)}" if e.params else ""),
+                _title(e),
                 e.endpoint,
                 format_size(e.size),
                 f"{e.width}x{e.height}",
@@ -335,9 +344,8 @@ class CacheInspection(Report):
             label = g.input_path.name if g.input_path else "input"
             figures = [_figure(thumbnail_uri(g.input_path), f"input: {label}")]
             for e in g.entries:
-                caption = f"{e.operation} {format_params(e.params)} · {e.backend}"
                 path = e.path if e.path.is_file() else None
-                figures.append(_figure(thumbnail_uri(path), caption))
+                figures.append(_figure(thumbnail_uri(path), f"{_title(e)} · {e.backend}"))
             parts.append(_heading(f"image {g.image_hash[:16]} — {len(g.entries)} results"))
             parts.append(
                 '<div style="display:flex;gap:16px;flex-wrap:wrap;align-items:flex-end;'
@@ -346,8 +354,8 @@ class CacheInspection(Report):
             fields = [_field_rows(e, self.now) for e in g.entries]
             names = [name for name, _ in fields[0]]
             rows = [[name, *(dict(f).get(name, "") for f in fields)] for name in names]
-            headers = ["", *(e.operation for e in g.entries)]
-            parts.append(Table(headers, rows).html())
+            headers = ["", *(_title(e) for e in g.entries)]
+            parts.append(Table(headers, rows, wrap=True).html())
         return "".join(parts)
 
 
