@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import playwright.sync_api as playwright_sync
 import pytest
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
 
 REPO = Path(__file__).resolve().parent.parent

@@ -161,7 +161,7 @@ def encode_preview(img: Image.Image, max_preview: int) -> tuple[bytes, str, Fit]
     small = img
     if (geometry.width, geometry.height) != img.size:
         small = img.resize(
-            (geometry.width, geometry.height), Image.Resampling.LANCZOS, reducing_gap=3.0
+            (geometry.width, geometry.height), Image.Resampling.LANCZOS, reducing_gap=1.5
         )
     out = io.BytesIO()
     if small.mode in ("RGBA", "LA"):
