@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -570,13 +571,23 @@ def test_every_subcommand_on_an_empty_store(shell: InteractiveShell, tmp_path: P
 
 @pytest.fixture(scope="session")
 def big_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """10,000 entries through ``ResultStore.put``: tiny images, three operations."""
+    """10,000 entries through ``ResultStore.put``: tiny images, three operations.
+
+    Eight threads share one store (as kernels do): each put fsyncs twice, and the waits overlap.
+    """
     root = tmp_path_factory.mktemp("big") / "cache"
     store = ResultStore(root)
     ops = ("upscale", "remove_background", "face_detail")
+    now = time.time()
     started = time.perf_counter()
-    for seed in range(10_000):
-        put_entry(store, seed, operation=ops[seed % 3], created=time.time() - seed)
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(
+            pool.map(
+                lambda seed: put_entry(store, seed, operation=ops[seed % 3], created=now - seed),
+                range(10_000),
+            )
+        )
+    assert len(set(keys)) == len(store) == 10_000
     print(f"\nfilled 10,000 entries through put in {time.perf_counter() - started:.1f} s")
     return root
 

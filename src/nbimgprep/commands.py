@@ -67,8 +67,8 @@ def list_entries(
     entries = store.entries(op=op, limit=limit, sort=sort)
     total: int | None = None
     if limit is not None and len(entries) == limit:
-        stats = store.stats()
-        total = _count(stats.by_operation.get(op)) if op else stats.entries
+        # "20 of 10000": a COUNT is cheap; per-operation counts need the stats query.
+        total = _count(store.stats().by_operation.get(op)) if op else len(store)
     return CacheListing(entries, now=_now(now), total=total, sort=sort)
 
 
