@@ -1,0 +1,250 @@
+"""The whole fal path through the engine: Processor -> cache -> FalBackend -> real fal_client ->
+the fake fal server (tests/fakefal.py). What a user pays for is what the server counts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from pathlib import Path
+
+import pytest
+
+from fakefal import FakeFal, Fault, fake_fal  # noqa: F401  (fake_fal is a fixture)
+from nbimgprep import Processor
+from nbimgprep.errors import BackendError, FalKeyMissing, FalKeyRejected, FalTimeout
+from nbimgprep.processor import ProgressEvent
+
+TESTDATA = Path(__file__).parent.parent.parent / "shared" / "testdata"
+KEY = "fake-key-id:fake-key-secret"
+
+
+def photo(name: str) -> Path:
+    path = TESTDATA / name
+    assert path.is_file(), f"missing test photo {path}"
+    return path
+
+
+@pytest.fixture
+def proc(fake_fal: FakeFal, tmp_path: Path) -> Processor:  # noqa: F811
+    return Processor(
+        backend="fal", cache_dir=tmp_path / "cache", environ={"FAL_KEY": KEY}, timeout=10
+    )
+
+
+async def test_a_fresh_call_then_a_hit_submits_once(
+    fake_fal: FakeFal,  # noqa: F811
+    proc: Processor,
+) -> None:
+    events: list[ProgressEvent] = []
+
+    fresh = await proc.run("remove_background", photo("coffee.png"), on_progress=events.append)
+    again = await proc.run("remove_background", photo("coffee.png"))
+
+    assert (fresh.cache_hit, again.cache_hit) == (False, True)
+    assert fresh.backend == "fal" and fresh.endpoint == "fal-ai/birefnet/v2"
+    assert again.path == fresh.path and again.image.mode == "RGBA"
+    assert fake_fal.calls["submit"] == 1 and fake_fal.calls["download"] == 1
+    (entry,) = proc.store.entries()
+    (request_id,) = fake_fal.requests
+    assert entry.request_id == request_id
+    assert entry.remote_url == f"{fake_fal.url}/files/out/{request_id}.png"
+    assert entry.endpoint_arguments == {}
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "queued" and kinds[-1] == "done" and "running" in kinds
+
+
+async def test_thirty_identical_calls_at_once_submit_once(
+    fake_fal: FakeFal,  # noqa: F811
+    proc: Processor,
+) -> None:
+    fake_fal.hold()
+    started = asyncio.Event()
+
+    def on_progress(event: ProgressEvent) -> None:
+        if event.kind == "running":
+            started.set()
+
+    calls = [
+        asyncio.create_task(
+            proc.run("upscale", photo("chelsea.png"), scale=2, on_progress=on_progress)
+        )
+        for _ in range(30)
+    ]
+    await started.wait()
+    fake_fal.release()
+    results = await asyncio.gather(*calls)
+
+    assert fake_fal.calls["submit"] == 1
+    assert {r.path for r in results} == {results[0].path}
+    assert results[0].image.size == (902, 600)
+
+
+async def test_other_endpoint_arguments_are_another_key(
+    fake_fal: FakeFal,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    def processor(checkpoint: str) -> Processor:
+        return Processor(
+            backend="fal",
+            cache_dir=tmp_path / "cache",
+            environ={"FAL_KEY": KEY},
+            endpoints={"upscale": ("fal-ai/aura-sr", {"checkpoint": checkpoint})},
+        )
+
+    crop = (0, 0, 64, 48)
+    v1 = await processor("v1").run(
+        "upscale", processor("v1").image(photo("chelsea.png")).crop(crop)
+    )
+    v2 = await processor("v2").run(
+        "upscale", processor("v2").image(photo("chelsea.png")).crop(crop)
+    )
+    v1_again = await processor("v1").run(
+        "upscale", processor("v1").image(photo("chelsea.png")).crop(crop)
+    )
+
+    assert (v1.cache_hit, v2.cache_hit, v1_again.cache_hit) == (False, False, True)
+    assert v1.key != v2.key and v1_again.key == v1.key
+    assert fake_fal.calls["submit"] == 2
+    assert [a["checkpoint"] for a in fake_fal.submitted_arguments] == ["v1", "v2"]
+
+
+FAILURES = {
+    "completed with error": (lambda f: setattr(f, "outcome", "error"), BackendError),
+    "expired result": (lambda f: setattr(f, "outcome", "expired"), BackendError),
+    "not an image": (lambda f: setattr(f, "outcome", "not_image"), BackendError),
+    "oversized": (lambda f: setattr(f, "outcome", "oversized"), BackendError),
+    "500 on submit": (lambda f: f.fail("submit", status=500), BackendError),
+    "malformed status": (lambda f: f.fail("status", malformed=True), BackendError),
+    "download keeps failing": (
+        lambda f: f.fail("download", Fault(status=503, body=b"x"), times=3),
+        BackendError,
+    ),
+    "never completes": (lambda f: f.hold(), FalTimeout),
+}
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+async def test_nothing_is_cached_on_any_failure(
+    fake_fal: FakeFal,  # noqa: F811
+    tmp_path: Path,
+    failure: str,
+) -> None:
+    arrange, error = FAILURES[failure]
+    proc = Processor(
+        backend="fal",
+        cache_dir=tmp_path / "cache",
+        environ={"FAL_KEY": KEY},
+        timeout=0.5 if failure == "never completes" else 10,
+    )
+    if failure == "oversized":
+        proc.backend.max_result_bytes = 1_000_000  # type: ignore[attr-defined]
+    arrange(fake_fal)
+
+    with pytest.raises(error):
+        await proc.run("remove_background", photo("chelsea.png"))
+
+    assert proc.store.entries() == []
+    assert not [p for p in proc.store.root.rglob("*.png")]
+    fake_fal.release()
+    fake_fal.outcome = "ok"
+    retry = await proc.run("remove_background", photo("chelsea.png"))
+    assert not retry.cache_hit
+
+
+async def test_a_missing_key_is_a_clear_error_at_the_first_run(
+    fake_fal: FakeFal,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    proc = Processor(backend="fal", cache_dir=tmp_path / "cache", environ={})
+
+    with pytest.raises(FalKeyMissing, match="export FAL_KEY"):
+        await proc.run("upscale", photo("chelsea.png"))
+    with pytest.raises(FalKeyMissing):
+        await asyncio.to_thread(proc.run_sync, "upscale", photo("chelsea.png"))
+
+    assert sum(fake_fal.calls.values()) == 0
+    proc.close()
+
+
+def test_run_sync_and_asyncio_run_share_one_processor(
+    fake_fal: FakeFal,  # noqa: F811
+    proc: Processor,
+) -> None:
+    """run_sync's private loop and a caller's loop each get their own fal client."""
+    first = proc.run_sync("face_detail", photo("chelsea.png"))
+    second = asyncio.run(proc.run("face_detail", photo("chelsea.png"), refresh=True))
+    third = proc.run_sync("face_detail", photo("chelsea.png"), refresh=True)
+
+    assert [r.cache_hit for r in (first, second, third)] == [False, False, False]
+    assert fake_fal.calls["submit"] == 3
+    proc.close()
+
+
+SENTINEL = "SENTINELKEYID-4f1c:SENTINELSECRET-9a7e"
+
+
+async def test_the_key_never_leaks(
+    fake_fal: FakeFal,  # noqa: F811
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """FAL_KEY set to a sentinel; successes and every kind of failure; then the sentinel (and
+    each half of it) is searched in every output, log, exception and file of the run."""
+    caplog.set_level(logging.DEBUG)
+    fake_fal.keys = {SENTINEL}
+    proc = Processor(
+        backend="fal", cache_dir=tmp_path / "cache", environ={"FAL_KEY": SENTINEL}, timeout=1
+    )
+    proc.backend.data_uri_limit = 100_000  # type: ignore[attr-defined]  # upload too
+    texts: list[str] = [repr(proc), repr(proc.backend)]
+    events: list[ProgressEvent] = []
+
+    async def attempt(operation: str, **params: object) -> None:
+        try:
+            result = await proc.run(
+                operation, photo("chelsea.png"), on_progress=events.append, **params
+            )
+            texts.extend([repr(result), str(result._repr_mimebundle_())[:100_000]])
+        except Exception as exc:
+            texts.extend([str(exc), repr(exc), "".join(traceback.format_exception(exc))])
+
+    await attempt("remove_background")
+    await attempt("remove_background")  # a hit
+    fake_fal.fail("submit", status=500, body=b'{"detail": "boom"}')
+    await attempt("upscale")
+    fake_fal.fail("status", malformed=True)
+    await attempt("upscale", scale=4)
+    fake_fal.outcome = "error"
+    await attempt("face_detail")
+    fake_fal.outcome = "ok"
+    fake_fal.hold()
+    await attempt("face_detail")  # times out, cancelled on the server
+    fake_fal.release()
+    fake_fal.keys = {"another:key"}
+    await attempt("upscale")  # FAL_KEY rejected
+    for store in (tmp_path,):
+        for path in store.rglob("*"):
+            if path.is_file():
+                texts.append(path.read_bytes().decode("latin-1"))
+    captured = capsys.readouterr()
+    texts += [captured.out, captured.err, caplog.text, repr(events)]
+    texts += [r.getMessage() for r in caplog.records]
+
+    assert any("FAL_KEY rejected" in t for t in texts)
+    assert any("did not finish within" in t for t in texts)
+    for text in texts:
+        for secret in (SENTINEL, *SENTINEL.split(":")):
+            assert secret not in text
+    assert fake_fal.calls["cancel"] >= 1
+    await proc.aclose()
+
+
+async def test_a_rejected_key_through_the_engine(fake_fal: FakeFal, tmp_path: Path) -> None:  # noqa: F811
+    proc = Processor(backend="fal", cache_dir=tmp_path / "c", environ={"FAL_KEY": "no:pe"})
+
+    with pytest.raises(FalKeyRejected, match="FAL_KEY rejected"):
+        await proc.run("remove_background", photo("chelsea.png"))
+
+    assert proc.store.entries() == []
