@@ -89,7 +89,8 @@ class Fault:
     """One injected failure for the next call of a route.
 
     ``status`` + ``body`` + ``headers`` answer with that response; ``drop`` closes the
-    connection without answering; ``malformed`` answers 200 with broken JSON.
+    connection without answering; ``malformed`` answers 200 with broken JSON; ``stall`` holds
+    the call (then answers normally) until the event is set.
     """
 
     status: int = 500
@@ -97,6 +98,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
     malformed: bool = False
+    stall: threading.Event | None = None
 
 
 @dataclass
@@ -395,6 +397,9 @@ class _Handler(BaseHTTPRequestHandler):
             fake.auth_seen.append((route, self.headers.get("Authorization")))
             fault = fake._faults[route].popleft() if fake._faults[route] else None
         if fault is None:
+            return True
+        if fault.stall is not None:
+            fault.stall.wait(10)
             return True
         if fault.drop:
             self.close_connection = True

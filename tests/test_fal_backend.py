@@ -445,6 +445,22 @@ async def test_a_request_that_never_completes_times_out_and_is_cancelled(
     assert isinstance(caught.value, TimeoutError)
 
 
+async def test_a_timeout_while_downloading_has_nothing_to_cancel(
+    fake_fal: FakeFal,  # noqa: F811
+) -> None:
+    fal = FalBackend(environ={"FAL_KEY": KEY}, timeout=0.5)
+    stalled = threading.Event()
+    fake_fal.fail("download", Fault(stall=stalled))
+
+    with pytest.raises(FalTimeout) as caught:
+        await run(fal, "remove_background", photo("chelsea.png"))
+    stalled.set()
+
+    assert "cancelled on the server" not in str(caught.value)
+    assert fake_fal.calls["download"] == 1 and fake_fal.calls["cancel"] == 0
+    assert fake_fal.states() == ["COMPLETED"]
+
+
 async def test_cancelling_the_task_cancels_the_request_on_the_server(
     fake_fal: FakeFal,  # noqa: F811
     fal: FalBackend,

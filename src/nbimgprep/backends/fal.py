@@ -103,6 +103,7 @@ class _Call:
     request_id: str | None = None
     polls: int = 0
     live: bool = False  # submitted and not yet completed: cancel it on failure
+    cancelled: bool = False  # we asked the server to cancel it
 
     def where(self) -> str:
         rid = f" request {self.request_id}" if self.request_id else ""
@@ -171,7 +172,7 @@ class FalBackend:
         except asyncio.TimeoutError as exc:
             if isinstance(exc, NbimgprepError):
                 raise
-            cancelled = "; it was cancelled on the server" if call.request_id else ""
+            cancelled = "; it was cancelled on the server" if call.cancelled else ""
             raise FalTimeout(
                 f"{call.where()} did not finish within {self.timeout:g} s{cancelled}. fal.ai may "
                 "be busy: try again later, or allow more time with Processor(timeout=...)."
@@ -270,9 +271,9 @@ class FalBackend:
         self, handle: AsyncRequestHandle, completed: Completed, call: _Call
     ) -> dict[str, Any]:
         """The result JSON; a COMPLETED request carrying an error becomes a BackendError."""
+        call.live = False  # done on the server: nothing left to cancel
         if completed.error is not None and completed.error_type == "request_cancelled":
             raise BackendError(f"{call.where()} was cancelled on fal.ai; run it again.")
-        call.live = False  # done on the server: nothing left to cancel
         result = await self._step("fetching the result", handle.get(interval=POLL_FIRST), call)
         if completed.error is not None:
             raise BackendError(
@@ -410,7 +411,7 @@ async def _cancel_on_server(handle: AsyncRequestHandle, call: _Call) -> None:
         except Exception as exc:  # the request may have finished meanwhile: nothing to do
             logger.debug("%s: cancel failed (%s)", call.where(), type(exc).__name__)
 
-    call.live = False
+    call.live, call.cancelled = False, True
     await asyncio.shield(asyncio.ensure_future(cancel()))
 
 
