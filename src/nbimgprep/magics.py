@@ -58,7 +58,7 @@ Settings: ``%config ImgCacheMagics.cache_dir = "..."`` (default $NBIMGPREP_CACHE
 
 
 @magics_class
-class ImgCacheMagics(Magics, Configurable):  # type: ignore[misc]
+class ImgCacheMagics(Magics, Configurable):
     """The ``%imgcache`` line magic and its settings."""
 
     cache_dir = Unicode(
@@ -129,10 +129,10 @@ class ImgCacheMagics(Magics, Configurable):  # type: ignore[misc]
             )
         return self._processors[name]
 
-    @line_magic  # type: ignore[misc]
+    @line_magic
     def imgcache(self, line: str) -> Report | None:
         try:
-            argv = shlex.split(line)
+            argv = shlex.split(line, posix=os.name != "nt")  # keep Windows backslashes
             args = parse(cache_parser(), argv)
         except HelpRequested as shown:
             print(shown.text)
