@@ -74,7 +74,7 @@ class ImgCacheMagics(Magics, Configurable):
     max_age_days = Float(
         30.0,
         config=True,
-        help="What `%imgcache clean` with no criterion removes: entries older than this many days.",
+        help="What `%imgcache clean` with no criterion removes: entries unused for this many days.",
     )
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
