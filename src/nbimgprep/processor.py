@@ -267,9 +267,12 @@ class Processor:
                 self._produce(op, image, endpoint, params, key, refresh, flight, started)
             )
             flight.task.add_done_callback(lambda t: self._land(key, flight, t))
+        outcome = asyncio.wrap_future(flight.future)
         try:
-            shared = await asyncio.shield(asyncio.wrap_future(flight.future))
+            shared = await asyncio.shield(outcome)
         except asyncio.CancelledError:
+            # Nobody will read this waiter's copy of the outcome: mark it read.
+            outcome.add_done_callback(lambda f: f.cancelled() or f.exception())
             self._leave(flight)
             raise
         with self._flights_lock:
