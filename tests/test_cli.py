@@ -16,27 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cachefill import DAY, fill_with_engine, put_entry, small_photos
+from cachefill import DAY, put_entry
 from nbimgprep.store import ResultStore
-
-
-@pytest.fixture(scope="session")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return small_photos(tmp_path_factory.mktemp("cli-photos"))
-
-
-@pytest.fixture(scope="session")
-def engine_store(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path]) -> Path:
-    root = tmp_path_factory.mktemp("cli-engine") / "cache"
-    fill_with_engine(root, photos)
-    return root
-
-
-@pytest.fixture
-def cache(tmp_path: Path, engine_store: Path) -> Path:
-    root = tmp_path / "cache"
-    shutil.copytree(engine_store, root)
-    return root
 
 
 def nbimgprep(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:

@@ -21,33 +21,12 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
-from cachefill import DAY, fill_with_engine, put_entry, small_photos
+from cachefill import DAY, put_entry
 from nbimgprep.magics import ImgCacheMagics
 from nbimgprep.reports import CacheListing
 from nbimgprep.store import ResultStore
 
 # -- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return small_photos(tmp_path_factory.mktemp("photos"))
-
-
-@pytest.fixture(scope="session")
-def engine_store(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path]) -> Path:
-    """A store the real engine filled: 3 images, 5 results, made once per session."""
-    root = tmp_path_factory.mktemp("engine") / "cache"
-    fill_with_engine(root, photos)
-    return root
-
-
-@pytest.fixture
-def cache(tmp_path: Path, engine_store: Path) -> Path:
-    """This test's own copy of the engine-filled store."""
-    root = tmp_path / "cache"
-    shutil.copytree(engine_store, root)
-    return root
 
 
 @pytest.fixture

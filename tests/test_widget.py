@@ -12,7 +12,7 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,9 @@ import ipycanvas.canvas as ipycanvas_canvas
 import pytest
 from PIL import Image
 
+from conftest import CountingBackend
 from nbimgprep import BackendError, OperationError, ProcessingCancelled, Processor
-from nbimgprep.backends import BackendOutput, ProgressReporter
 from nbimgprep.crop_geometry import to_image
-from nbimgprep.images import ImageRef, encode_png
-from nbimgprep.operations import Endpoint, Operation
 from nbimgprep.widget import ImagePrep
 
 COMMAND_NAMES = {index: name for name, index in ipycanvas_canvas.COMMANDS.items()}
@@ -140,46 +138,15 @@ def key(prep: ImagePrep, name: str, shift: bool = False) -> None:
 # -- backends ------------------------------------------------------------------------------
 
 
-class GatedBackend:
-    """A backend that waits at a gate the test opens, reports queue progress, and counts
-    calls and cancellations. It really resizes, so results are real images."""
+class GatedBackend(CountingBackend):
+    """Holds every call at a gate the test opens, after reporting queue position 3."""
 
     name = "gated"
 
     def __init__(self) -> None:
-        self.calls = 0
-        self.cancelled = 0
-        self.started = asyncio.Event()
-        self.gate = asyncio.Event()
-        self.fail_with: BaseException | None = None
-
-    def endpoint_for(self, operation: Operation) -> Endpoint:
-        return Endpoint(f"test/{operation.name}")
-
-    async def run(
-        self,
-        operation: Operation,
-        image: ImageRef,
-        params: Mapping[str, Any],
-        endpoint: Endpoint,
-        report: ProgressReporter,
-    ) -> BackendOutput:
-        self.calls += 1
-        report("queued", position=3)
-        self.started.set()
-        try:
-            await self.gate.wait()
-        except asyncio.CancelledError:
-            self.cancelled += 1
-            raise
-        if self.fail_with is not None:
-            raise self.fail_with
-        img = image.open()
-        scale = int(params.get("scale", 1))
-        return BackendOutput(encode_png(img.resize((img.width * scale, img.height * scale))))
-
-    async def aclose(self) -> None:
-        pass
+        super().__init__()
+        self.position = 3
+        self.gate: asyncio.Event = asyncio.Event()
 
 
 @pytest.fixture

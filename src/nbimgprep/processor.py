@@ -517,7 +517,7 @@ def _make_backend(
     environ: Mapping[str, str],
 ) -> Backend:
     if backend is None:
-        if environ.get("FAL_KEY"):
+        if environ.get("FAL_KEY") or (environ.get("FAL_KEY_ID") and environ.get("FAL_KEY_SECRET")):
             backend = "fal"
         else:
             print(
