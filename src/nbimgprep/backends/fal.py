@@ -47,11 +47,9 @@ from ..errors import (
     FalKeyMissing,
     FalKeyRejected,
     FalTimeout,
-    ImageError,
     InvalidResult,
     NbimgprepError,
 )
-from ..images import decode_image
 from ..operations import Endpoint, Operation, get_operation
 from . import BackendOutput, ProgressReporter
 
@@ -214,7 +212,8 @@ class FalBackend:
                 await _cancel_on_server(handle, call)
         url, declared_type = _result_file(result, call)
         data, content_type = await self._download(clients.http, url, call)
-        content_type = _check_image(data, content_type, declared_type, call)
+        # The engine decodes and size-checks every backend's result before caching it.
+        content_type = declared_type or content_type
         return BackendOutput(
             data=data,
             content_type=content_type,
@@ -464,19 +463,6 @@ def _check_content_type(content_type: str | None, url: str, call: _Call) -> None
         raise InvalidResult(
             f"The result of {call.where()} at {url} is {mime}, not an image. Nothing was cached."
         )
-
-
-def _check_image(
-    data: bytes, content_type: str | None, declared: str | None, call: _Call
-) -> str | None:
-    """Decode the result once; its real format names the content type."""
-    try:
-        img = decode_image(data, f"the result of {call.where()}")
-    except ImageError as exc:
-        raise InvalidResult(f"{exc} Nothing was cached.") from None
-    from PIL import Image
-
-    return Image.MIME.get(img.format or "") or declared or content_type
 
 
 def _retry_after(response: httpx.Response) -> float:
