@@ -101,8 +101,9 @@ class Result:
         return out.getvalue()
 
     def __str__(self) -> str:
+        params = "".join(f" {k}={v}" for k, v in self.params.items())
         return (
-            f"{self.operation} {self.params or ''} of {self.image_hash[:12]}: {self.status}, "
+            f"{self.operation}{params} of {self.image_hash[:12]}: {self.status}, "
             f"{self.width}x{self.height} -> {self.path}"
         )
 
