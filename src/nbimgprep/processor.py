@@ -126,6 +126,19 @@ class Result:
         return {"text/plain": str(self), "text/html": self._repr_html_()}
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One miss to produce: everything the backend call and the store entry need."""
+
+    op: Operation
+    image: ImageRef
+    endpoint: Endpoint
+    params: dict[str, Any]
+    key: str
+    refresh: bool
+    started: float
+
+
 @dataclass
 class _Flight:
     """One backend call in progress, shared by everyone asking for the same key."""
@@ -223,9 +236,8 @@ class Processor:
             result = self._result(entry, cache_hit=True, started=started)
             _notify([on_progress], ProgressEvent("hit", key, elapsed=result.elapsed))
             return result
-        return await self._join_flight(
-            op, image, endpoint, canonical, key, refresh, on_progress, started
-        )
+        request = _Request(op, image, endpoint, canonical, key, refresh, started)
+        return await self._join_flight(request, on_progress)
 
     def run_sync(
         self,
@@ -241,17 +253,8 @@ class Processor:
             self.run(operation, source, refresh=refresh, on_progress=on_progress, **params)
         )
 
-    async def _join_flight(
-        self,
-        op: Operation,
-        image: ImageRef,
-        endpoint: Endpoint,
-        params: dict[str, Any],
-        key: str,
-        refresh: bool,
-        on_progress: ProgressCallback | None,
-        started: float,
-    ) -> Result:
+    async def _join_flight(self, request: _Request, on_progress: ProgressCallback | None) -> Result:
+        key = request.key
         with self._flights_lock:
             flight = self._flights.get(key)
             leader = flight is None
@@ -264,9 +267,7 @@ class Processor:
         if leader:
             loop = asyncio.get_running_loop()
             flight.loop = loop
-            flight.task = loop.create_task(
-                self._produce(op, image, endpoint, params, key, refresh, flight, started)
-            )
+            flight.task = loop.create_task(self._produce(request, flight))
             flight.task.add_done_callback(lambda t: self._land(key, flight, t))
         outcome = asyncio.wrap_future(flight.future)
         try:
@@ -278,8 +279,7 @@ class Processor:
             raise
         with self._flights_lock:
             flight.waiters -= 1
-        elapsed = time.perf_counter() - started
-        return replace(shared, elapsed=elapsed)
+        return replace(shared, elapsed=time.perf_counter() - request.started)
 
     def _leave(self, flight: _Flight) -> None:
         """A waiter was cancelled: when nobody waits any more, stop the backend call."""
@@ -302,24 +302,14 @@ class Processor:
         else:
             flight.future.set_result(task.result())
 
-    async def _produce(
-        self,
-        op: Operation,
-        image: ImageRef,
-        endpoint: Endpoint,
-        params: dict[str, Any],
-        key: str,
-        refresh: bool,
-        flight: _Flight,
-        started: float,
-    ) -> Result:
+    async def _produce(self, request: _Request, flight: _Flight) -> Result:
+        """The one backend call for a key: lock, re-check, check input, call, keep."""
+
         def emit(
             kind: ProgressKind, position: int | None = None, logs: tuple[str, ...] = ()
         ) -> None:
-            _notify(
-                flight.listeners,
-                ProgressEvent(kind, key, position, logs, time.perf_counter() - started),
-            )
+            elapsed = time.perf_counter() - request.started
+            _notify(flight.listeners, ProgressEvent(kind, request.key, position, logs, elapsed))
 
         def report(
             kind: Literal["queued", "running"], *, position: int | None = None, logs: Any = ()
@@ -327,20 +317,22 @@ class Processor:
             emit(kind, position, tuple(str(line) for line in logs))
 
         try:
-            async with _key_lock(self.store.lock_path(key)):
-                if not refresh:
+            async with _key_lock(self.store.lock_path(request.key)):
+                if not request.refresh:
                     # Another process may have produced it while we waited for the lock.
-                    entry = await asyncio.to_thread(self.store.lookup, key, count_miss=False)
+                    entry = await asyncio.to_thread(
+                        self.store.lookup, request.key, count_miss=False
+                    )
                     if entry is not None:
                         emit("hit")
-                        return self._result(entry, cache_hit=True, started=started)
-                await asyncio.to_thread(self._check_input, op, image, params)
+                        return self._result(entry, cache_hit=True, started=request.started)
+                await asyncio.to_thread(self._check_input, request)
                 backend_started = time.perf_counter()
-                output = await self.backend.run(op, image, params, endpoint, report)
-                backend_seconds = time.perf_counter() - backend_started
-                result = await asyncio.to_thread(
-                    self._keep, op, image, endpoint, params, key, output, backend_seconds, started
+                output = await self.backend.run(
+                    request.op, request.image, request.params, request.endpoint, report
                 )
+                backend_seconds = time.perf_counter() - backend_started
+                result = await asyncio.to_thread(self._keep, request, output, backend_seconds)
         except asyncio.CancelledError:
             emit("failed", logs=("cancelled",))
             raise
@@ -350,9 +342,10 @@ class Processor:
         emit("done")
         return result
 
-    def _check_input(self, op: Operation, image: ImageRef, params: Mapping[str, Any]) -> None:
+    def _check_input(self, request: _Request) -> None:
         """Decode the input (a bad file fails here, before any cost) and refuse outputs
         larger than :data:`MAX_PIXELS`."""
+        op, image, params = request.op, request.image, request.params
         width, height = op.output_size(image.size, params)
         if width * height > MAX_PIXELS:
             raise OperationError(
@@ -361,36 +354,26 @@ class Processor:
                 "limit. Crop or downscale the input first, or use a smaller scale."
             )
 
-    def _keep(
-        self,
-        op: Operation,
-        image: ImageRef,
-        endpoint: Endpoint,
-        params: dict[str, Any],
-        key: str,
-        output: BackendOutput,
-        backend_seconds: float,
-        started: float,
-    ) -> Result:
+    def _keep(self, request: _Request, output: BackendOutput, backend_seconds: float) -> Result:
         """Validate the backend's bytes, store them, and describe them as a Result."""
+        label = f"{request.op.name} result from {request.endpoint.id}"
         try:
-            decoded = decode_image(output.data, f"{op.name} result from {endpoint.id}")
+            width, height = decode_image(output.data, label).size
         except ImageError as exc:
             raise InvalidResult(f"{exc} Nothing was cached; try again.") from None
         from PIL import Image
 
-        content_type = Image.MIME.get(
-            Image.open(io.BytesIO(output.data)).format or "", output.content_type
-        )
-        width, height = decoded.size
+        with Image.open(io.BytesIO(output.data)) as header:  # reads the header only
+            content_type = Image.MIME.get(header.format or "", output.content_type)
+        image = request.image
         try:
             entry = self.store.put(
-                key,
+                request.key,
                 output.data,
                 image_hash=image.sha256,
-                operation=op.name,
-                endpoint=endpoint,
-                params=params,
+                operation=request.op.name,
+                endpoint=request.endpoint,
+                params=request.params,
                 backend=self.backend.name,
                 width=width,
                 height=height,
@@ -401,22 +384,11 @@ class Processor:
                 source=str(image.path) if image.path is not None else image.name,
             )
         except StoreError as exc:
-            return self._uncached(
-                exc, op, image, endpoint, params, key, output, started, (width, height)
-            )
-        return self._result(entry, cache_hit=False, started=started)
+            return self._uncached(request, exc, output, (width, height))
+        return self._result(entry, cache_hit=False, started=request.started)
 
     def _uncached(
-        self,
-        exc: StoreError,
-        op: Operation,
-        image: ImageRef,
-        endpoint: Endpoint,
-        params: dict[str, Any],
-        key: str,
-        output: BackendOutput,
-        started: float,
-        size: tuple[int, int],
+        self, request: _Request, exc: StoreError, output: BackendOutput, size: tuple[int, int]
     ) -> Result:
         """The store cannot be written: hand the result over anyway, from a temp file."""
         if not self._store_warned:
@@ -427,19 +399,19 @@ class Processor:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        fd, name = tempfile.mkstemp(prefix=f"nbimgprep-{op.name}-", suffix=".png")
+        fd, name = tempfile.mkstemp(prefix=f"nbimgprep-{request.op.name}-", suffix=".png")
         with os.fdopen(fd, "wb") as f:
             f.write(output.data)
         return Result(
             cache_hit=False,
             path=Path(name),
-            key=key,
-            image_hash=image.sha256,
-            operation=op.name,
-            params=dict(params),
+            key=request.key,
+            image_hash=request.image.sha256,
+            operation=request.op.name,
+            params=dict(request.params),
             backend=self.backend.name,
-            endpoint=endpoint.id,
-            elapsed=time.perf_counter() - started,
+            endpoint=request.endpoint.id,
+            elapsed=time.perf_counter() - request.started,
             width=size[0],
             height=size[1],
         )
