@@ -9,121 +9,30 @@ private event loop (see :mod:`nbimgprep.sync_loop`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
-import html
 import io
 import os
-import sys
 import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import Any, Literal
 
 from filelock import FileLock
 from filelock import Timeout as LockTimeout
 
-from .backends import Backend, BackendOutput
+from .backends import Backend, BackendOutput, make_backend
 from .errors import ImageError, InvalidResult, OperationError, ProcessingCancelled, StoreError
 from .images import MAX_PIXELS, ImageRef, decode_image
 from .operations import Endpoint, Operation, cache_key, get_operation
+from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source
 from .store import Entry, ResultStore
 from .sync_loop import LoopThread
 
-if TYPE_CHECKING:
-    from PIL import Image
-
 __all__ = ["ProgressEvent", "Processor", "Result", "Source"]
-
-Source: TypeAlias = "str | os.PathLike[str] | bytes | IO[bytes] | ImageRef | Image.Image"
-ProgressKind = Literal["hit", "queued", "running", "done", "failed"]
-ProgressCallback = Callable[["ProgressEvent"], object]
-THUMBNAIL_PX = 384
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """What a call is doing now: ``hit``, ``queued`` (with ``position``), ``running`` (with
-    ``logs``), ``done`` or ``failed``. ``elapsed`` counts seconds since the call began."""
-
-    kind: ProgressKind
-    key: str
-    position: int | None = None
-    logs: tuple[str, ...] = ()
-    elapsed: float = 0.0
-
-
-@dataclass(frozen=True)
-class Result:
-    """The outcome of one call: where the result image is, and whether it cost anything.
-
-    Shown as a cell's last value, it displays the image with a "cache hit" or "fresh" caption.
-    """
-
-    cache_hit: bool
-    path: Path
-    key: str
-    image_hash: str
-    operation: str
-    params: dict[str, Any]
-    backend: str
-    endpoint: str
-    elapsed: float
-    width: int = field(default=0, repr=False)
-    height: int = field(default=0, repr=False)
-
-    @cached_property
-    def image(self) -> Image.Image:
-        """The result as a PIL image (read from :attr:`path` on first access)."""
-        from PIL import Image
-
-        img: Image.Image = Image.open(self.path)
-        img.load()
-        return img
-
-    @property
-    def status(self) -> str:
-        """``cache hit in 0.9 ms`` or ``fresh from local in 1.24 s``."""
-        if self.cache_hit:
-            return f"cache hit in {self.elapsed * 1000:.1f} ms"
-        return f"fresh from {self.backend} in {self.elapsed:.2f} s"
-
-    def _thumbnail_png(self) -> bytes:
-        thumb = self.image.copy()
-        thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
-        out = io.BytesIO()
-        thumb.save(out, format="PNG")
-        return out.getvalue()
-
-    def __str__(self) -> str:
-        params = "".join(f" {k}={v}" for k, v in self.params.items())
-        return (
-            f"{self.operation}{params} of {self.image_hash[:12]}: {self.status}, "
-            f"{self.width}x{self.height} -> {self.path}"
-        )
-
-    def _repr_html_(self) -> str:
-        data = base64.b64encode(self._thumbnail_png()).decode()
-        colour = "#1a7f37" if self.cache_hit else "#0969da"
-        caption = html.escape(
-            f"{self.operation} · {self.width}x{self.height} · {self.endpoint} · {self.status}"
-        )
-        return (
-            f'<figure style="margin:0;display:inline-block">'
-            f'<img src="data:image/png;base64,{data}" style="max-width:{THUMBNAIL_PX}px;'
-            f'background:repeating-conic-gradient(#ddd 0 25%,#fff 0 50%) 0 0/16px 16px"/>'
-            f'<figcaption style="font-family:sans-serif;font-size:12px">'
-            f'<b style="color:{colour}">{"cache hit" if self.cache_hit else "fresh"}</b> · '
-            f"{caption}<br><code>{html.escape(str(self.path))}</code></figcaption></figure>"
-        )
-
-    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
-        return {"text/plain": str(self), "text/html": self._repr_html_()}
 
 
 @dataclass(frozen=True)
@@ -173,7 +82,7 @@ class Processor:
     ) -> None:
         env = os.environ if environ is None else environ
         self.store = store if store is not None else ResultStore(cache_dir, environ=env)
-        self.backend = _make_backend(backend, endpoints=endpoints, timeout=timeout, environ=env)
+        self.backend = make_backend(backend, endpoints=endpoints, timeout=timeout, environ=env)
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._loop_thread = LoopThread()
@@ -480,37 +389,3 @@ class _key_lock:
     async def __aexit__(self, *exc: object) -> None:
         if self._lock is not None:
             self._lock.release()
-
-
-def _make_backend(
-    backend: str | Backend | None,
-    *,
-    endpoints: Mapping[str, Any] | None,
-    timeout: float,
-    environ: Mapping[str, str],
-) -> Backend:
-    if backend is None:
-        if environ.get("FAL_KEY") or (environ.get("FAL_KEY_ID") and environ.get("FAL_KEY_SECRET")):
-            backend = "fal"
-        else:
-            print(
-                "nbimgprep: FAL_KEY is not set, using the offline local backend "
-                '(lower quality; set FAL_KEY or pass backend="fal" for fal.ai models).',
-                file=sys.stderr,
-            )
-            backend = "local"
-    if backend == "fal":
-        from .backends.fal import FalBackend
-
-        return FalBackend(endpoints=endpoints, timeout=timeout, environ=environ)
-    if endpoints:
-        raise OperationError(
-            'endpoints= applies to the fal backend only; remove it, or use backend="fal".'
-        )
-    if backend == "local":
-        from .backends.local import LocalBackend
-
-        return LocalBackend()
-    if isinstance(backend, str):
-        raise OperationError(f'Unknown backend {backend!r}; use "local" or "fal".')
-    return backend

@@ -8,15 +8,18 @@ Tests may pass any object that follows :class:`Backend`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from ..errors import OperationError
 
 if TYPE_CHECKING:
     from ..images import ImageRef
     from ..operations import Endpoint, Operation
 
-__all__ = ["Backend", "BackendOutput", "ProgressReporter"]
+__all__ = ["Backend", "BackendOutput", "ProgressReporter", "make_backend"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,39 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release connections; the backend may be used again afterwards."""
         ...
+
+
+def make_backend(
+    backend: str | Backend | None,
+    *,
+    endpoints: Mapping[str, Any] | None,
+    timeout: float,
+    environ: Mapping[str, str],
+) -> Backend:
+    """The backend a :class:`~nbimgprep.processor.Processor` was asked for: a name, an object,
+    or None (fal.ai when a fal key is set, the offline local backend otherwise)."""
+    if backend is None:
+        if environ.get("FAL_KEY") or (environ.get("FAL_KEY_ID") and environ.get("FAL_KEY_SECRET")):
+            backend = "fal"
+        else:
+            print(
+                "nbimgprep: FAL_KEY is not set, using the offline local backend "
+                '(lower quality; set FAL_KEY or pass backend="fal" for fal.ai models).',
+                file=sys.stderr,
+            )
+            backend = "local"
+    if backend == "fal":
+        from .fal import FalBackend
+
+        return FalBackend(endpoints=endpoints, timeout=timeout, environ=environ)
+    if endpoints:
+        raise OperationError(
+            'endpoints= applies to the fal backend only; remove it, or use backend="fal".'
+        )
+    if backend == "local":
+        from .local import LocalBackend
+
+        return LocalBackend()
+    if isinstance(backend, str):
+        raise OperationError(f'Unknown backend {backend!r}; use "local" or "fal".')
+    return backend

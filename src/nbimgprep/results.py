@@ -1,0 +1,107 @@
+"""What a call hands back: :class:`Result` (where the image is, whether it cost anything) and
+:class:`ProgressEvent` (what a call is doing now). Plain data, shared by the engine and every face.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias
+
+from .images import ImageRef
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["ProgressCallback", "ProgressEvent", "ProgressKind", "Result", "Source"]
+
+Source: TypeAlias = "str | os.PathLike[str] | bytes | IO[bytes] | ImageRef | Image.Image"
+ProgressKind = Literal["hit", "queued", "running", "done", "failed"]
+ProgressCallback = Callable[["ProgressEvent"], object]
+THUMBNAIL_PX = 384
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What a call is doing now: ``hit``, ``queued`` (with ``position``), ``running`` (with
+    ``logs``), ``done`` or ``failed``. ``elapsed`` counts seconds since the call began."""
+
+    kind: ProgressKind
+    key: str
+    position: int | None = None
+    logs: tuple[str, ...] = ()
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one call: where the result image is, and whether it cost anything.
+
+    Shown as a cell's last value, it displays the image with a "cache hit" or "fresh" caption.
+    """
+
+    cache_hit: bool
+    path: Path
+    key: str
+    image_hash: str
+    operation: str
+    params: dict[str, Any]
+    backend: str
+    endpoint: str
+    elapsed: float
+    width: int = field(default=0, repr=False)
+    height: int = field(default=0, repr=False)
+
+    @cached_property
+    def image(self) -> Image.Image:
+        """The result as a PIL image (read from :attr:`path` on first access)."""
+        from PIL import Image
+
+        img: Image.Image = Image.open(self.path)
+        img.load()
+        return img
+
+    @property
+    def status(self) -> str:
+        """``cache hit in 0.9 ms`` or ``fresh from local in 1.24 s``."""
+        if self.cache_hit:
+            return f"cache hit in {self.elapsed * 1000:.1f} ms"
+        return f"fresh from {self.backend} in {self.elapsed:.2f} s"
+
+    def _thumbnail_png(self) -> bytes:
+        thumb = self.image.copy()
+        thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        out = io.BytesIO()
+        thumb.save(out, format="PNG")
+        return out.getvalue()
+
+    def __str__(self) -> str:
+        params = "".join(f" {k}={v}" for k, v in self.params.items())
+        return (
+            f"{self.operation}{params} of {self.image_hash[:12]}: {self.status}, "
+            f"{self.width}x{self.height} -> {self.path}"
+        )
+
+    def _repr_html_(self) -> str:
+        data = base64.b64encode(self._thumbnail_png()).decode()
+        colour = "#1a7f37" if self.cache_hit else "#0969da"
+        caption = html.escape(
+            f"{self.operation} · {self.width}x{self.height} · {self.endpoint} · {self.status}"
+        )
+        return (
+            f'<figure style="margin:0;display:inline-block">'
+            f'<img src="data:image/png;base64,{data}" style="max-width:{THUMBNAIL_PX}px;'
+            f'background:repeating-conic-gradient(#ddd 0 25%,#fff 0 50%) 0 0/16px 16px"/>'
+            f'<figcaption style="font-family:sans-serif;font-size:12px">'
+            f'<b style="color:{colour}">{"cache hit" if self.cache_hit else "fresh"}</b> · '
+            f"{caption}<br><code>{html.escape(str(self.path))}</code></figcaption></figure>"
+        )
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
+        return {"text/plain": str(self), "text/html": self._repr_html_()}
