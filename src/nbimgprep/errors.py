@@ -9,10 +9,12 @@ The tree::
     ├── NotInCache            a key, hash prefix or path matches no cache entry
     ├── AmbiguousPrefix       a prefix matches several keys or images
     ├── ProcessingCancelled   the call was cancelled (widget Cancel, task cancel)
+    ├── BudgetExceeded        a batch item past ``max_fresh``: not run, nothing paid
     └── BackendError          the backend failed to produce a result
         ├── FalKeyMissing     FAL_KEY is not set
         ├── FalKeyRejected    fal.ai answered 401/403
         ├── FalTimeout        the request did not finish within the timeout
+        ├── RateLimited       the API kept answering 429 (too many requests) past its retries
         └── InvalidResult     the backend answered, but not with a usable image
 
 Messages say what is wrong and what to do next. None of them ever contains FAL_KEY.
@@ -23,6 +25,7 @@ from __future__ import annotations
 __all__ = [
     "AmbiguousPrefix",
     "BackendError",
+    "BudgetExceeded",
     "FalKeyMissing",
     "FalKeyRejected",
     "FalTimeout",
@@ -32,6 +35,7 @@ __all__ = [
     "NotInCache",
     "OperationError",
     "ProcessingCancelled",
+    "RateLimited",
     "StoreError",
 ]
 
@@ -100,3 +104,22 @@ class FalTimeout(BackendError, TimeoutError):
 
 class InvalidResult(BackendError):
     """The backend returned something that is not a usable image."""
+
+
+class RateLimited(BackendError):
+    """The API kept answering 429 past the client's own retries.
+
+    ``retry_after`` is the server's Retry-After in seconds, when it sent one. A batch treats
+    this as "slow down", not as a failed item: it lowers its concurrency and tries again.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BudgetExceeded(NbimgprepError):
+    """A batch item that would have been a fresh (paid) call past ``max_fresh``.
+
+    Nothing was sent for it; run the batch again with a larger ``max_fresh`` to process it.
+    """
