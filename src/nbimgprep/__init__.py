@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     AmbiguousPrefix,
     BackendError,
+    BudgetExceeded,
     FalKeyMissing,
     FalKeyRejected,
     FalTimeout,
@@ -23,6 +24,7 @@ from .errors import (
     ProcessingCancelled,
     StoreError,
 )
+from .batch_results import Batch, Plan
 from .images import ImageRef
 from .operations import OPERATIONS, Endpoint
 from .processor import Processor, ProgressEvent, Result
@@ -37,6 +39,8 @@ __all__ = [
     "OPERATIONS",
     "AmbiguousPrefix",
     "BackendError",
+    "Batch",
+    "BudgetExceeded",
     "Endpoint",
     "Entry",
     "FalKeyMissing",
@@ -49,6 +53,7 @@ __all__ = [
     "NbimgprepError",
     "NotInCache",
     "OperationError",
+    "Plan",
     "ProcessingCancelled",
     "Processor",
     "ProgressEvent",
