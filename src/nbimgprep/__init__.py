@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .batch_results import Batch, Plan
 from .errors import (
     AmbiguousPrefix,
     BackendError,
@@ -24,7 +25,6 @@ from .errors import (
     ProcessingCancelled,
     StoreError,
 )
-from .batch_results import Batch, Plan
 from .images import ImageRef
 from .operations import OPERATIONS, Endpoint
 from .processor import Processor, ProgressEvent, Result
