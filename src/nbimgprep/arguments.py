@@ -15,9 +15,10 @@ import re
 from collections.abc import Sequence
 from typing import NoReturn
 
-from .commands import CLEAN_CONFIRM_LIMIT, DEFAULT_MAX_AGE_DAYS
+from .commands import CLEAN_CONFIRM_LIMIT
 from .errors import NbimgprepError
 from .operations import OPERATIONS
+from .store import DEFAULT_MAX_AGE_DAYS
 
 __all__ = [
     "ArgumentsError",

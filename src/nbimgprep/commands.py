@@ -32,6 +32,7 @@ from .reports import (
     RunSummary,
     VerifySummary,
 )
+from .store import DEFAULT_MAX_AGE_DAYS
 
 if TYPE_CHECKING:
     from .processor import Processor
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLEAN_CONFIRM_LIMIT",
-    "DEFAULT_MAX_AGE_DAYS",
     "clean",
     "execute",
     "export",
@@ -52,8 +52,6 @@ __all__ = [
     "verify",
 ]
 
-#: ``clean`` with no criterion removes entries older than this, like the original script.
-DEFAULT_MAX_AGE_DAYS = 30.0
 #: A clean that would remove more entries than this needs ``--yes``.
 CLEAN_CONFIRM_LIMIT = 10
 

@@ -22,9 +22,10 @@ from traitlets import Enum, Float, TraitError, Unicode, default, observe, valida
 from traitlets.config import Configurable
 
 from .arguments import ArgumentsError, HelpRequested, cache_parser, full_help, parse
-from .commands import DEFAULT_MAX_AGE_DAYS, execute
+from .commands import execute
 from .errors import NbimgprepError
 from .reports import Report
+from .store import DEFAULT_MAX_AGE_DAYS, default_cache_dir
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -87,8 +88,6 @@ class ImgCacheMagics(Magics, Configurable):
 
     @default("cache_dir")
     def _default_cache_dir(self) -> str:
-        from .store import default_cache_dir
-
         return str(default_cache_dir())
 
     @validate("max_age_days")

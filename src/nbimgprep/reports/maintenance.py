@@ -13,7 +13,7 @@ from ..formatting import Table, format_size
 from .base import HTML_ROW_LIMIT, Report, entries_table, heading, note
 
 if TYPE_CHECKING:
-    from ..store import Entry, ImportReport, StoreStats, VerifyReport
+    from ..store import Entry, ImportOutcome, StoreStats, VerifyOutcome
 
 __all__ = [
     "CacheStats",
@@ -169,7 +169,7 @@ class RemovalSummary(Report):
 class VerifySummary(Report):
     """``verify``: how many results were checked, and the damaged ones that were dropped."""
 
-    report: VerifyReport
+    report: VerifyOutcome
     now: float
 
     @property
@@ -219,7 +219,7 @@ class ImportSummary(Report):
     """``import``: imported, already present, and skipped because the file was missing."""
 
     path: Path
-    report: ImportReport
+    report: ImportOutcome
 
     def text(self) -> str:
         r = self.report
