@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +18,10 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from PIL import Image
 from traitlets.config import Config
 
-from cachefill import DAY, put_entry
+from cachefill import DAY, LocalWorkUnderFalNames, fill_with_engine, put_entry
 from nbimgprep.magics import ImgCacheMagics
 from nbimgprep.reports import CacheListing
 from nbimgprep.store import ResultStore
@@ -399,15 +399,26 @@ def test_verify_drops_corrupt_and_missing_results(ip: InteractiveShell, cache: P
 # -- export and import ------------------------------------------------------------------------
 
 
-def test_export_then_import_into_an_empty_store_round_trips(
-    ip: InteractiveShell, cache: Path, tmp_path: Path
+def test_export_leaves_out_what_the_original_format_cannot_state(
+    ip: InteractiveShell, tmp_path: Path
 ) -> None:
+    exported = imgcache(ip, f"export {tmp_path / 'legacy.json'}")  # local results only
+    assert exported.count == 0 and sum(exported.left_out.values()) == 5
+    assert "5 left out: made by another endpoint" in str(exported)
+
+
+def test_export_then_import_into_an_empty_store_round_trips(
+    ip: InteractiveShell, tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    made = tmp_path / "fal-made"
+    fill_with_engine(made, photos, backend=LocalWorkUnderFalNames())
+    ip.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(made)!r}")
     target = tmp_path / "legacy" / "image-processing-cache.json"
     exported = imgcache(ip, f"export {target}")
-    # legacy has one slot per operation: of the two astronaut upscales, the newest is kept
-    assert exported.count == 4
+    # the astronaut's upscale at scale=4 is not the default call: the format cannot state it
+    assert exported.count == 4 and sum(exported.left_out.values()) == 1
     legacy = json.loads(target.read_text())
-    assert set(legacy) == {e.image_hash for e in ResultStore(cache).entries()}
+    assert set(legacy) == {e.image_hash for e in ResultStore(made).entries()}
     for record in legacy.values():
         assert isinstance(record["timestamp"], int)
         assert set(record) - {"timestamp"} <= {"bgRemoved", "upscaled", "faceDetailed"}
@@ -416,7 +427,7 @@ def test_export_then_import_into_an_empty_store_round_trips(
     fresh = tmp_path / "fresh-cache"
     ip.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(fresh)!r}")
     assert imgcache(ip, "list").entries == []
-    imported = imgcache(ip, f"import {target}")
+    imported = imgcache(ip, f"import {target} --root {made}")
     assert imported.report.imported == 4
     assert "Imported 4 results" in str(imported)
 
@@ -426,11 +437,11 @@ def test_export_then_import_into_an_empty_store_round_trips(
     for image_hash, record in legacy.items():
         for slot in ("bgRemoved", "upscaled", "faceDetailed"):
             if slot in record:
-                original = Path(record[slot]).read_bytes()
-                assert Path(again[image_hash][slot]).read_bytes() == original
+                original = (made / record[slot]).read_bytes()
+                assert (fresh / again[image_hash][slot]).read_bytes() == original
     assert imgcache(ip, "verify").report.damaged == []
 
-    assert imgcache(ip, f"import {target}").report.already_present == 4
+    assert imgcache(ip, f"import {target} --root {made}").report.already_present == 4
 
 
 def test_import_with_root_finds_web_paths_and_counts_missing(
@@ -439,7 +450,8 @@ def test_import_with_root_finds_web_paths_and_counts_missing(
     app = tmp_path / "old-app"
     processed = app / "public" / "uploads" / "processed_images"
     processed.mkdir(parents=True)
-    shutil.copy(photos["chelsea"], processed / "cat-nobg.png")
+    with Image.open(photos["chelsea"]) as cat:  # background removal leaves an alpha channel
+        cat.convert("RGBA").save(processed / "cat-nobg.png")
     legacy = {
         "a" * 64: {
             "bgRemoved": "/uploads/processed_images/cat-nobg.png",

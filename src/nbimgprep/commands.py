@@ -184,11 +184,12 @@ def verify(store: ResultStore, *, now: float | None = None) -> VerifySummary:
 
 
 def export(store: ResultStore, path: str | Path, *, format: str = "legacy") -> ExportSummary:
-    """``export``: the original app's JSON cache file, newest entry per image and operation."""
+    """``export``: the original app's JSON cache file, with the entries it can state."""
     if format != "legacy":
         raise NbimgprepError(f"Unknown export format {format!r}; the only format is 'legacy'.")
     target = Path(path).expanduser()
-    return ExportSummary(target, store.export_legacy_json(target), format)
+    done = store.export_legacy_json(target)
+    return ExportSummary(target, done.exported, format, left_out=done.left_out, root=done.root)
 
 
 def import_legacy(
