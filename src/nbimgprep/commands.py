@@ -32,6 +32,7 @@ from .reports import (
     RunSummary,
     VerifySummary,
 )
+from .store import DEFAULT_MAX_AGE_DAYS
 
 if TYPE_CHECKING:
     from .processor import Processor
@@ -50,9 +51,6 @@ __all__ = [
     "stats",
     "verify",
 ]
-
-#: ``clean`` with no criterion removes entries older than this, like the original script.
-DEFAULT_MAX_AGE_DAYS = 30.0
 
 
 def list_entries(

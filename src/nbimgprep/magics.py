@@ -25,6 +25,7 @@ from .arguments import ArgumentsError, HelpRequested, cache_parser, full_help, p
 from .commands import execute
 from .errors import NbimgprepError
 from .reports import Report
+from .store import CACHE_DIR_ENV, DEFAULT_CACHE_FOLDER, DEFAULT_MAX_AGE_DAYS
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -72,7 +73,7 @@ class ImgCacheMagics(Magics, Configurable):
         help="Backend for `%imgcache run`: auto (fal if FAL_KEY is set, else local), local, fal.",
     )
     max_age_days = Float(
-        30.0,
+        DEFAULT_MAX_AGE_DAYS,
         config=True,
         help="What `%imgcache clean` with no criterion removes: entries unused for this many days.",
     )
@@ -87,7 +88,7 @@ class ImgCacheMagics(Magics, Configurable):
 
     @default("cache_dir")
     def _default_cache_dir(self) -> str:
-        return os.environ.get("NBIMGPREP_CACHE_DIR") or os.path.join(".", ".cache", "nbimgprep")
+        return os.environ.get(CACHE_DIR_ENV) or os.path.join(".", DEFAULT_CACHE_FOLDER)
 
     @validate("max_age_days")
     def _check_max_age_days(self, proposal: dict[str, Any]) -> float:

@@ -28,7 +28,7 @@ from .errors import ImageError, InvalidResult, OperationError, ProcessingCancell
 from .images import MAX_PIXELS, ImageRef, content_type_of, decode_image
 from .operations import Endpoint, Operation, cache_key, get_operation
 from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source
-from .store import Entry, ResultStore
+from .store import Entry, ResultMeta, ResultStore
 from .sync_loop import LoopThread
 
 __all__ = ["ProgressEvent", "Processor", "Result", "Source"]
@@ -272,9 +272,7 @@ class Processor:
         content_type = content_type_of(output.data) or output.content_type
         image = request.image
         try:
-            entry = self.store.put(
-                request.key,
-                output.data,
+            meta = ResultMeta(
                 image_hash=image.sha256,
                 operation=request.op.name,
                 endpoint=request.endpoint,
@@ -288,6 +286,7 @@ class Processor:
                 remote_url=output.remote_url,
                 source=str(image.path) if image.path is not None else image.name,
             )
+            entry = self.store.put(request.key, output.data, meta)
         except StoreError as exc:
             return self._uncached(request, exc, output, (width, height))
         return self._result(entry, cache_hit=False, started=request.started)

@@ -24,7 +24,7 @@ from .arguments import CLEAN_CONFIRM_LIMIT, format_size
 
 if TYPE_CHECKING:
     from .processor import Result
-    from .store import Entry, ImportReport, StoreStats, VerifyReport
+    from .store import Entry, ImportOutcome, StoreStats, VerifyOutcome
 
 __all__ = [
     "CacheInspection",
@@ -363,6 +363,8 @@ class CacheInspection(Report):
 
 
 def _as_mapping(value: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     if isinstance(value, Mapping):
         return dict(value)
     return {"entries": value}
@@ -527,7 +529,7 @@ class RemovalSummary(Report):
 class VerifySummary(Report):
     """``verify``: how many results were checked, and the damaged ones that were dropped."""
 
-    report: VerifyReport
+    report: VerifyOutcome
     now: float
 
     @property
@@ -577,7 +579,7 @@ class ImportSummary(Report):
     """``import``: imported, already present, and skipped because the file was missing."""
 
     path: Path
-    report: ImportReport
+    report: ImportOutcome
 
     def text(self) -> str:
         r = self.report
