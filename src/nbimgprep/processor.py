@@ -24,12 +24,15 @@ from typing import Any, Literal
 from filelock import FileLock
 from filelock import Timeout as LockTimeout
 
+from . import batch
 from .backends import Backend, BackendOutput, make_backend
+from .batch import Sources
+from .batch_results import Batch, Plan
 from .errors import ImageError, InvalidResult, OperationError, ProcessingCancelled, StoreError
 from .images import MAX_PIXELS, ImageRef, decode_image
 from .operations import Endpoint, Operation, cache_key, get_operation
 from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source
-from .store import Entry, ResultStore
+from .store import Entry, ResultMeta, ResultStore
 from .sync_loop import LoopThread
 
 __all__ = ["ProgressEvent", "Processor", "Result", "Source"]
@@ -133,14 +136,15 @@ class Processor:
         started = time.perf_counter()
         op = get_operation(operation)
         canonical = op.canonical_params(params)
-        image = self.image(source)
         endpoint = self.backend.endpoint_for(op)
 
-        def key_and_lookup() -> tuple[str, Entry | None]:
+        def key_and_lookup() -> tuple[ImageRef, str, Entry | None]:
+            # Reading, encoding and hashing the input happen here, off the event loop.
+            image = self.image(source)
             key = cache_key(image.sha256, op.name, endpoint, canonical)
-            return key, (None if refresh else self.store.lookup(key))
+            return image, key, (None if refresh else self.store.lookup(key))
 
-        key, entry = await asyncio.to_thread(key_and_lookup)
+        image, key, entry = await asyncio.to_thread(key_and_lookup)
         if entry is not None:
             result = self._result(entry, cache_hit=True, started=started)
             _notify([on_progress], ProgressEvent("hit", key, elapsed=result.elapsed))
@@ -161,6 +165,54 @@ class Processor:
         return self._loop_thread.run(
             self.run(operation, source, refresh=refresh, on_progress=on_progress, **params)
         )
+
+    # -- batches (see nbimgprep.batch) ---------------------------------------------------
+
+    async def run_many(
+        self,
+        operation: str,
+        sources: Sources,
+        *,
+        concurrency: int | None = None,
+        progress: bool = True,
+        on_error: Literal["collect", "raise"] = "collect",
+        max_fresh: int | None = None,
+        refresh: bool = False,
+        on_progress: ProgressCallback | None = None,
+        **params: Any,
+    ) -> Batch:
+        """Run ``operation`` on every source: a list of paths, bytes, PIL images or
+        ImageRefs, a folder (its images, sorted) or a glob. Returns a :class:`Batch` in
+        input order; a failed item holds its error (naming the input) in its place.
+
+        ``concurrency`` bounds the calls in flight (default
+        :data:`~nbimgprep.throttle.DEFAULT_CONCURRENCY`; a 429 lowers it for a while and the
+        refused item is retried). ``progress`` shows a tqdm bar; ``on_error="raise"`` raises
+        the first error and cancels the rest; ``max_fresh=N`` makes at most N fresh calls,
+        the items past it hold :class:`~nbimgprep.errors.BudgetExceeded`.
+        """
+        return await batch.run_many(
+            self,
+            operation,
+            sources,
+            concurrency=concurrency,
+            progress=progress,
+            on_error=on_error,
+            max_fresh=max_fresh,
+            refresh=refresh,
+            on_progress=on_progress,
+            **params,
+        )
+
+    def run_many_sync(self, operation: str, sources: Sources, **options: Any) -> Batch:
+        """:meth:`run_many` for plain code (same arguments)."""
+        return self._loop_thread.run(self.run_many(operation, sources, **options))
+
+    def plan(self, operation: str, sources: Sources, **params: Any) -> Plan:
+        """How many of ``sources`` are cache hits and how many would be fresh calls (and
+        their output megapixels), without calling the backend. A plain method: fine inside
+        a running event loop."""
+        return batch.plan(self, operation, sources, **params)
 
     async def _join_flight(self, request: _Request, on_progress: ProgressCallback | None) -> Result:
         key = request.key
@@ -276,9 +328,7 @@ class Processor:
             content_type = Image.MIME.get(header.format or "", output.content_type)
         image = request.image
         try:
-            entry = self.store.put(
-                request.key,
-                output.data,
+            meta = ResultMeta(
                 image_hash=image.sha256,
                 operation=request.op.name,
                 endpoint=request.endpoint,
@@ -292,6 +342,7 @@ class Processor:
                 remote_url=output.remote_url,
                 source=str(image.path) if image.path is not None else image.name,
             )
+            entry = self.store.put(request.key, output.data, meta)
         except StoreError as exc:
             return self._uncached(request, exc, output, (width, height))
         return self._result(entry, cache_hit=False, started=request.started)
