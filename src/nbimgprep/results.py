@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .images import ImageRef
 from .operations import OPERATIONS
+from .pixels import open_image
 from .thumbnails import CHECKERBOARD_CSS, FIGURE_PX, thumbnail_of_file
 
 if TYPE_CHECKING:
@@ -73,9 +74,7 @@ class Result:
     @cached_property
     def image(self) -> Image.Image:
         """The result as a PIL image (read from :attr:`path` on first access)."""
-        from PIL import Image
-
-        img: Image.Image = Image.open(self.path)
+        img = open_image(self.path)  # no bomb warning for a result inside our 100 MP cap
         img.load()
         return img
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from .pixels import open_image
+
 __all__ = [
     "CHECKERBOARD_CSS",
     "FIGURE_PX",
@@ -91,12 +93,13 @@ def thumbnail_of_file(
     """A thumbnail of an image file, upright, or None if it cannot be read or decoded.
 
     JPEGs are decoded at a reduced size (``draft``), so a 24 MP photo costs a fraction of
-    its full decode. Huge inputs are refused by Pillow's decompression-bomb check.
+    its full decode. Huge files are refused by Pillow's decompression-bomb check; results
+    inside nbimgprep's own cap pass without its warning.
     """
     if path is None:
         return None
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.draft("RGB", (max_px * 2, max_px * 2))
             upright = ImageOps.exif_transpose(img)
             return thumbnail(upright, max_px, lossless=lossless)
