@@ -37,6 +37,8 @@ class Param:
     default: Any
     choices: tuple[Any, ...] | None = None
     help: str = ""
+    #: How a value reads in a title (``Operation.describe``): ``"{value}x"`` gives "2x".
+    shown_as: str = "{name}={value}"
 
     def validate(self, operation: str, value: Any) -> Any:
         if self.choices is not None and value not in self.choices:
@@ -106,6 +108,17 @@ class Operation:
             for name, p in sorted(known.items())
         }
 
+    def describe(self, params: Mapping[str, Any] | None = None) -> str:
+        """The title every face shows: ``"upscale 2x"``, ``"remove background"``.
+
+        Missing parameters read as their defaults, as the call would run them.
+        """
+        given = params or {}
+        shown = [
+            p.shown_as.format(name=p.name, value=given.get(p.name, p.default)) for p in self.params
+        ]
+        return " ".join([self.name.replace("_", " "), *shown])
+
     def output_size(self, size: tuple[int, int], params: Mapping[str, Any]) -> tuple[int, int]:
         """The (width, height) this operation produces from an input of ``size``."""
         factor = 1 if self.size_factor is None else int(params[self.size_factor])
@@ -142,7 +155,7 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType(
                 name="upscale",
                 legacy_key="upscaled",
                 fal_endpoint="fal-ai/seedvr/upscale/image",
-                params=(Param("scale", 2, (2, 4), "how many times larger: 2 or 4"),),
+                params=(Param("scale", 2, (2, 4), "how many times larger: 2 or 4", "{value}x"),),
                 summary="the image, `scale` (2 or 4) times larger",
                 fal_arguments=_upscale_arguments,
                 size_factor="scale",
