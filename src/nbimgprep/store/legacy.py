@@ -74,6 +74,10 @@ WRONG_SHAPE = "its size or channels cannot be what the operation makes"
 #: overhead. Anything larger is refused before it is read.
 MAX_IMPORT_BYTES = 5 * MAX_PIXELS
 
+#: The slots whose results are always cut-outs with an alpha channel (background removal
+#: returns a PNG with alpha): a file without one cannot be such a result.
+ALPHA_SLOTS = frozenset({"bgRemoved"})
+
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _DAY_MS = 86_400_000
 
@@ -377,7 +381,7 @@ def _check_result(data: bytes, op: Operation, label: str) -> tuple[int, int, str
     x_factor, y_factor = op.output_size((1, 1), op.canonical_params())
     if image.width % x_factor or image.height % y_factor:
         return WRONG_SHAPE
-    if op.keeps_alpha and "A" not in image.getbands():
+    if op.legacy_key in ALPHA_SLOTS and "A" not in image.getbands():
         return WRONG_SHAPE
     return image.width, image.height, content_type
 
