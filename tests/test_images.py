@@ -35,14 +35,15 @@ def test_pil_image_source_opens_as_given() -> None:
 
 def test_memo_makes_second_look_at_unchanged_file_a_stat(tmp_path: Path, testdata: Path) -> None:
     store = ResultStore(tmp_path / "cache")
-    photo = tmp_path / "photo.png"
-    photo.write_bytes((testdata / "astronaut.png").read_bytes())
-    first = ImageRef(photo, memo=store).sha256
-    # Same bytes on disk, so a memo answer is checkable: poison the memo and see it used.
+    # A file unchanged for long: a memo answer is checkable, poison the memo and see it used.
     from nbimgprep.images import FileStamp
 
-    store.put_hash(FileStamp.of(photo), "f" * 64)
-    assert ImageRef(photo, memo=store).sha256 == "f" * 64
+    settled = testdata / "astronaut.png"
+    store.put_hash(FileStamp.of(settled), "f" * 64)
+    assert ImageRef(settled, memo=store).sha256 == "f" * 64
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(settled.read_bytes())
+    first = ImageRef(photo, memo=store).sha256
     # A change to the file (new mtime/size) is never answered from the memo.
     photo.write_bytes((testdata / "chelsea.png").read_bytes())
     assert ImageRef(photo, memo=store).sha256 not in (first, "f" * 64)

@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import io
 import os
-import tempfile
 import threading
 import time
 import warnings
@@ -30,9 +29,14 @@ from .images import MAX_PIXELS, ImageRef, decode_image
 from .operations import Endpoint, Operation, cache_key, get_operation
 from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source
 from .store import Entry, ResultMeta, ResultStore
+from .store.files import uncached_copy
 from .sync_loop import LoopThread
 
 __all__ = ["ProgressEvent", "Processor", "Result", "Source"]
+
+#: Set once this process has warned that results are not being cached (once per process,
+#: however many Processors it makes).
+_store_warned = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,6 @@ class Processor:
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._loop_thread = LoopThread()
-        self._store_warned = False
 
     def __repr__(self) -> str:
         return f"Processor(backend={self.backend.name!r}, cache_dir={str(self.store.root)!r})"
@@ -226,7 +229,7 @@ class Processor:
             emit(kind, position, tuple(str(line) for line in logs))
 
         try:
-            async with _key_lock(self.store.lock_path(request.key)):
+            async with _key_lock(self.store.lock_path(request.key), self.store.file_mode):
                 if not request.refresh:
                     # Another process may have produced it while we waited for the lock.
                     entry = await asyncio.to_thread(
@@ -298,21 +301,20 @@ class Processor:
     def _uncached(
         self, request: _Request, exc: StoreError, output: BackendOutput, size: tuple[int, int]
     ) -> Result:
-        """The store cannot be written: hand the result over anyway, from a temp file."""
-        if not self._store_warned:
-            self._store_warned = True
+        """The store cannot be written: hand the result over anyway, from a temp file (in a
+        folder removed when the process exits). One warning per process."""
+        if not _store_warned.is_set():
+            _store_warned.set()
             warnings.warn(
                 f"{exc} Results are returned but NOT cached until this is fixed "
                 "(free disk space, or point NBIMGPREP_CACHE_DIR at a writable folder).",
                 RuntimeWarning,
                 stacklevel=2,
             )
-        fd, name = tempfile.mkstemp(prefix=f"nbimgprep-{request.op.name}-", suffix=".png")
-        with os.fdopen(fd, "wb") as f:
-            f.write(output.data)
+        name = uncached_copy(output.data, prefix=f"nbimgprep-{request.op.name}-")
         return Result(
             cache_hit=False,
-            path=Path(name),
+            path=name,
             key=request.key,
             image_hash=request.image.sha256,
             operation=request.op.name,
@@ -370,8 +372,8 @@ class _key_lock:
     the cross-process guarantee.
     """
 
-    def __init__(self, path: Path) -> None:
-        self._lock: FileLock | None = FileLock(str(path), thread_local=False)
+    def __init__(self, path: Path, mode: int) -> None:
+        self._lock: FileLock | None = FileLock(str(path), thread_local=False, mode=mode)
 
     async def __aenter__(self) -> None:
         delay = 0.005
