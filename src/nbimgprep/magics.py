@@ -25,7 +25,7 @@ from .arguments import ArgumentsError, HelpRequested, cache_parser, full_help, p
 from .commands import execute
 from .errors import NbimgprepError
 from .reports import Report
-from .store import CACHE_DIR_ENV, DEFAULT_CACHE_FOLDER, DEFAULT_MAX_AGE_DAYS
+from .store import DEFAULT_MAX_AGE_DAYS, default_cache_dir
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -53,7 +53,7 @@ Examples::
 
 Settings: ``%config ImgCacheMagics.cache_dir = "..."`` (default $NBIMGPREP_CACHE_DIR or
 ./.cache/nbimgprep), ``ImgCacheMagics.backend`` (for ``run``: auto, local or fal),
-``ImgCacheMagics.max_age_days`` (what ``clean`` with no criterion removes; 30).
+``ImgCacheMagics.max_age_days`` (what ``clean`` with no criterion removes; {days:g}).
 
 """
 
@@ -88,7 +88,7 @@ class ImgCacheMagics(Magics, Configurable):
 
     @default("cache_dir")
     def _default_cache_dir(self) -> str:
-        return os.environ.get(CACHE_DIR_ENV) or os.path.join(".", DEFAULT_CACHE_FOLDER)
+        return str(default_cache_dir())
 
     @validate("max_age_days")
     def _check_max_age_days(self, proposal: dict[str, Any]) -> float:
@@ -153,7 +153,9 @@ class ImgCacheMagics(Magics, Configurable):
             raise UsageError(str(exc)) from None
 
 
-ImgCacheMagics.imgcache.__doc__ = _MAGIC_DOC + full_help(cache_parser())
+ImgCacheMagics.imgcache.__doc__ = _MAGIC_DOC.format(days=DEFAULT_MAX_AGE_DAYS) + full_help(
+    cache_parser()
+)
 
 
 def load_ipython_extension(ip: InteractiveShell) -> None:
