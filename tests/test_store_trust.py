@@ -112,7 +112,7 @@ def test_memo_is_not_fooled_by_a_file_changed_in_place_with_its_mtime_put_back(
     tmp_path: Path, testdata: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Trust the memo at once (no settling time), so only the stamp decides.
-    monkeypatch.setattr(index_module, "MEMO_SETTLE_NS", 0)
+    monkeypatch.setattr(index_module, "memo_settle_ns", lambda stamp: 0)
     store = ResultStore(tmp_path / "cache")
     photo = tmp_path / "photo.png"
     photo.write_bytes((testdata / "chelsea.png").read_bytes())

@@ -56,10 +56,17 @@ CREATE TABLE IF NOT EXISTS result_stamps (
 );
 """
 
-#: A memo answer is trusted only for a file that had not changed for this long when it was
-#: hashed: file times tick in steps (milliseconds to seconds), so a file rewritten within the
-#: same step as the hash could otherwise look unchanged (git's "racily clean" files).
-MEMO_SETTLE_NS = 1_000_000_000
+
+def memo_settle_ns(stamp: FileStamp) -> int:
+    """How long a file must have been unchanged when it was hashed for the memo to trust it.
+
+    File times tick in steps (a few milliseconds on Linux, up to two seconds on FAT), so a file
+    rewritten within the same step as it was hashed could look unchanged (git's "racily clean"
+    files). Times with sub-second parts come from a fine clock: 50 ms is past its step.
+    """
+    fine = stamp.mtime_ns % 1_000_000_000 or stamp.ctime_ns % 1_000_000_000
+    return 50_000_000 if fine else 2_000_000_000
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -397,7 +404,7 @@ class Index:
         if row is None:
             return None
         changed = max(stamp.mtime_ns, stamp.ctime_ns)
-        if row["hashed_ns"] is None or row["hashed_ns"] - changed < MEMO_SETTLE_NS:
+        if row["hashed_ns"] is None or row["hashed_ns"] - changed < memo_settle_ns(stamp):
             return None  # hashed too soon after a change to be sure: hash again
         return str(row["sha256"])
 
