@@ -21,8 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from filelock import FileLock
-from filelock import Timeout as LockTimeout
+from filelock import AsyncFileLock
 
 from . import batch
 from .backends import Backend, BackendOutput, make_backend
@@ -418,28 +417,39 @@ def _notify(listeners: Sequence[ProgressCallback | None], event: ProgressEvent) 
 
 
 class _key_lock:
-    """The per-key file lock, acquired without blocking the event loop.
+    """The per-key file lock (``filelock.AsyncFileLock``), awaited without blocking the loop.
 
     Two kernels asking for the same key: the second waits here, then finds the first one's
     result in the store. A store whose lock folder cannot be written still works, without
-    the cross-process guarantee.
+    the cross-process guarantee: the lock file is opened once first, and if that fails (a
+    read-only store, a full disk) the call goes ahead unlocked rather than waiting for ever.
     """
 
     def __init__(self, path: Path) -> None:
-        self._lock: FileLock | None = FileLock(str(path), thread_local=False)
+        self._path = path
+        self._lock: AsyncFileLock | None = None
 
     async def __aenter__(self) -> None:
-        delay = 0.005
-        while self._lock is not None:
-            try:
-                self._lock.acquire(timeout=0)
-                return
-            except LockTimeout:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.25)
-            except OSError:
-                self._lock = None
+        if not _can_create(self._path):
+            return
+        # Each attempt is one non-blocking flock() call: cheap enough to make on the loop.
+        lock = AsyncFileLock(str(self._path), thread_local=False, run_in_executor=False)
+        try:
+            await lock.acquire(poll_interval=0.01)
+        except OSError:
+            return
+        self._lock = lock
 
     async def __aexit__(self, *exc: object) -> None:
         if self._lock is not None:
-            self._lock.release()
+            await self._lock.release()
+
+
+def _can_create(path: Path) -> bool:
+    """Whether the lock file can be opened for writing (its folder made if need be)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError:
+        return False
+    return True
