@@ -27,6 +27,7 @@ from .batch_results import Batch, BatchItem, Plan
 from .errors import BudgetExceeded, ImageError, NbimgprepError, OperationError, RateLimited
 from .images import ImageRef
 from .operations import get_operation
+from .pixels import open_image
 from .results import ProgressCallback, Result, Source
 from .throttle import DEFAULT_CONCURRENCY, Throttle
 
@@ -150,16 +151,16 @@ def _survey(proc: Processor, operation: str, source: Source, label: str, params:
 
 
 def _header_size(image: ImageRef) -> tuple[int, int]:
-    """(width, height) upright, from the file's header alone where there is a file."""
+    """(width, height) from the file's header alone where there is a file. EXIF orientation
+    is left out: turning an image does not change its megapixels, all a plan needs."""
     if image.path is None:
         return image.size
     try:
-        with Image.open(image.path) as header:
+        with open_image(image.path) as header:
             width, height = header.size
-            orientation = header.getexif().get(0x0112, 1)
-    except OSError:
+    except (OSError, ValueError, Image.DecompressionBombError):
         return image.size  # decoding names the problem
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return int(width), int(height)
 
 
 def plan(proc: Processor, operation: str, sources: Sources, **params: Any) -> Plan:
