@@ -21,6 +21,7 @@ from .errors import (
     NotInCache,
     OperationError,
     ProcessingCancelled,
+    SharedTierError,
     StoreError,
 )
 from .images import ImageRef
@@ -54,6 +55,7 @@ __all__ = [
     "ProgressEvent",
     "Result",
     "ResultStore",
+    "SharedTierError",
     "StoreError",
     "load_ipython_extension",
     "unload_ipython_extension",

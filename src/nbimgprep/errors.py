@@ -10,6 +10,7 @@ The tree::
     ├── AmbiguousPrefix       a prefix matches several keys or images
     ├── ProcessingCancelled   the call was cancelled (widget Cancel, task cancel)
     ├── BudgetExceeded        a batch item past ``max_fresh``: not run, nothing paid
+    ├── SharedTierError       the shared (S3-compatible) tier is misconfigured
     └── BackendError          the backend failed to produce a result
         ├── FalKeyMissing     FAL_KEY is not set
         ├── FalKeyRejected    fal.ai answered 401/403
@@ -36,6 +37,7 @@ __all__ = [
     "OperationError",
     "ProcessingCancelled",
     "RateLimited",
+    "SharedTierError",
     "StoreError",
 ]
 
@@ -122,4 +124,13 @@ class BudgetExceeded(NbimgprepError):
     """A batch item that would have been a fresh (paid) call past ``max_fresh``.
 
     Nothing was sent for it; run the batch again with a larger ``max_fresh`` to process it.
+    """
+
+
+class SharedTierError(NbimgprepError, ValueError):
+    """The shared tier's settings are unusable: a URL that is not ``s3://bucket/prefix``,
+    credentials in the URL, or s3fs not installed.
+
+    An unreachable, denied or slow shared tier is not an error: the call goes on from the local
+    store or the backend, with one warning.
     """
