@@ -13,7 +13,7 @@ from PIL import Image
 
 from nbimgprep import Processor
 from nbimgprep.operations import Endpoint, cache_key
-from nbimgprep.store import ResultStore
+from nbimgprep.store import ResultMeta, ResultStore
 
 TESTDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata"
 DAY = 86400.0
@@ -68,9 +68,7 @@ def put_entry(
     endpoint = Endpoint(f"local/{operation}")
     params = {"scale": 2} if operation == "upscale" else {}
     key = key or cache_key(image_hash, operation, endpoint, params)
-    store.put(
-        key,
-        tiny_png(seed),
+    meta = ResultMeta(
         image_hash=image_hash,
         operation=operation,
         endpoint=endpoint,
@@ -82,4 +80,5 @@ def put_entry(
         backend_seconds=1.5,
         created=created,
     )
+    store.put(key, tiny_png(seed), meta)
     return key

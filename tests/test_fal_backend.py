@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from fakefal import FakeFal, Fault, fake_fal  # noqa: F401  (fake_fal is a fixture)
-from nbimgprep.backends import BackendOutput
+from nbimgprep.backends import BackendOutput, find_fal_key
 from nbimgprep.backends.fal import FalBackend
 from nbimgprep.errors import (
     BackendError,
@@ -514,9 +514,10 @@ async def test_a_rejected_key_while_uploading(fake_fal: FakeFal) -> None:  # noq
 def test_the_key_comes_from_the_argument_or_the_environment() -> None:
     assert repr(FalBackend(environ={})).endswith("FAL_KEY not set)")
     assert repr(FalBackend("k:s", environ={})).endswith("FAL_KEY set)")
-    assert FalBackend(environ={"FAL_KEY": "a:b"})._find_key() == "a:b"
-    assert FalBackend(environ={"FAL_KEY_ID": "a", "FAL_KEY_SECRET": "b"})._find_key() == "a:b"
-    assert FalBackend("x:y", environ={"FAL_KEY": "a:b"})._find_key() == "x:y"
+    assert find_fal_key({"FAL_KEY": "a:b"}) == "a:b"
+    assert find_fal_key({"FAL_KEY_ID": "a", "FAL_KEY_SECRET": "b"}) == "a:b"
+    assert find_fal_key({"FAL_KEY": "", "FAL_KEY_ID": "a"}) is None
+    assert find_fal_key({}) is None
 
 
 def test_the_repr_never_shows_the_key() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import traceback
 from pathlib import Path
 
@@ -248,3 +249,19 @@ async def test_a_rejected_key_through_the_engine(fake_fal: FakeFal, tmp_path: Pa
         await proc.run("remove_background", photo("chelsea.png"))
 
     assert proc.store.entries() == []
+
+
+async def test_a_store_whose_lock_folder_cannot_be_written_still_runs_calls(
+    fake_fal: FakeFal,  # noqa: F811
+    proc: Processor,
+) -> None:
+    """Without its lock folder the store loses the cross-process guarantee, not its use."""
+    locks = proc.store.lock_path("any").parent
+    shutil.rmtree(locks, ignore_errors=True)
+    locks.write_text("not a folder")  # what a read-only or broken folder looks like to open()
+
+    fresh = await asyncio.wait_for(proc.run("face_detail", photo("chelsea.png")), 10)
+    again = await proc.run("face_detail", photo("chelsea.png"))
+
+    assert (fresh.cache_hit, again.cache_hit) == (False, True)
+    assert fake_fal.calls["submit"] == 1

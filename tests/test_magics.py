@@ -93,7 +93,7 @@ def test_cache_dir_defaults_to_the_environment_variable(
     monkeypatch.setenv("NBIMGPREP_CACHE_DIR", str(tmp_path / "from-env"))
     assert ImgCacheMagics(shell).cache_dir == str(tmp_path / "from-env")
     monkeypatch.delenv("NBIMGPREP_CACHE_DIR")
-    assert Path(ImgCacheMagics(shell).cache_dir) == Path(".cache/nbimgprep")
+    assert Path(ImgCacheMagics(shell).cache_dir) == Path.cwd() / ".cache" / "nbimgprep"
 
 
 def test_settings_reject_bad_values(shell: InteractiveShell) -> None:

@@ -13,6 +13,8 @@ from nbimgprep import NotInCache, Processor, ResultStore, StoreError
 from nbimgprep.errors import AmbiguousPrefix
 from nbimgprep.images import encode_png
 from nbimgprep.operations import Endpoint, cache_key
+from nbimgprep.store import ResultMeta
+from nbimgprep.store.files import StoreFiles
 
 DAY = 86400.0
 
@@ -36,9 +38,7 @@ def tiny_png(shade: int) -> bytes:
 def put(store: ResultStore, n: int, op: str = "upscale") -> str:
     image_hash = f"{n:064x}"
     key = cache_key(image_hash, op, Endpoint(f"local/{op}"), {})
-    store.put(
-        key,
-        tiny_png(n % 256),
+    meta = ResultMeta(
         image_hash=image_hash,
         operation=op,
         endpoint=Endpoint(f"local/{op}"),
@@ -49,6 +49,7 @@ def put(store: ResultStore, n: int, op: str = "upscale") -> str:
         content_type="image/png",
         backend_seconds=2.0,
     )
+    store.put(key, tiny_png(n % 256), meta)
     return key
 
 
@@ -119,7 +120,8 @@ def test_damaged_index_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
 def test_entry_whose_index_row_was_never_written_is_adopted(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
     key = put(store, 5)
-    store._con.execute("DELETE FROM entries")  # a crash between sidecar and index row
+    with sqlite3.connect(tmp_path / "index.sqlite") as con:  # a crash between sidecar and row
+        con.execute("DELETE FROM entries")
     assert store.lookup(key) is not None
 
 
@@ -130,17 +132,8 @@ def test_clean_by_age_uses_last_use(tmp_path: Path) -> None:
     clock.now += 20 * DAY
     store.lookup(used)
     clock.now += 15 * DAY
-    store.put(
-        store.get(new).key,
-        tiny_png(3),
-        image_hash=f"{3:064x}",
-        operation="upscale",  # type: ignore[union-attr]
-        endpoint=Endpoint("local/upscale"),
-        params={},
-        backend="local",
-        width=4,
-        height=3,
-    )
+    meta = ResultMeta(f"{3:064x}", "upscale", Endpoint("local/upscale"), {}, "local", 4, 3)
+    store.put(new, tiny_png(3), meta)
     report = store.clean(max_age_days=30)
     assert [e.key for e in report.removed] == [old]
     assert store.get(old) is None and store.get(used) is not None
@@ -263,7 +256,7 @@ def test_nothing_outside_the_root_is_ever_deleted(tmp_path: Path) -> None:
     outside = tmp_path / "precious.png"
     outside.write_bytes(b"keep me")
     with pytest.raises(StoreError, match="outside the store"):
-        store._unlink_inside(outside)
+        StoreFiles(store.root).unlink(outside)
     assert outside.exists()
 
 
@@ -300,3 +293,22 @@ def test_removing_an_entry_removes_its_idle_lock_file_but_never_a_held_one(
         assert store.lock_path(held).exists()
     finally:
         holder.release()
+
+
+def test_the_index_columns_and_the_sidecar_are_the_entry_fields(tmp_path: Path) -> None:
+    from dataclasses import fields
+
+    from nbimgprep.store import Entry
+
+    store = ResultStore(tmp_path)
+    key = put(store, 8)
+    con = sqlite3.connect(tmp_path / "index.sqlite")
+    live = [row[1] for row in con.execute("PRAGMA table_info(entries)")]
+    names = [f.name for f in fields(Entry)]
+    # Every field is a column (the result file is kept by its name), and nothing else is.
+    assert live == ["result_name" if n == "path" else n for n in names]
+    sidecar = json.loads((tmp_path / "entries" / key[:2] / f"{key}.json").read_text())
+    assert set(sidecar) == set(names) - {"hits", "last_hit"} | {"schema"}
+    # A row read back is the entry that was written.
+    assert store.get(key) == store.entries()[0]
+    assert store.get(key).sidecar() == {**sidecar}  # type: ignore[union-attr]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .batch_results import Batch, Plan
 from .errors import (
     AmbiguousPrefix,
     BackendError,
+    BudgetExceeded,
     FalKeyMissing,
     FalKeyRejected,
     FalTimeout,
@@ -38,6 +40,8 @@ __all__ = [
     "OPERATIONS",
     "AmbiguousPrefix",
     "BackendError",
+    "Batch",
+    "BudgetExceeded",
     "Endpoint",
     "Entry",
     "FalKeyMissing",
@@ -50,6 +54,7 @@ __all__ = [
     "NbimgprepError",
     "NotInCache",
     "OperationError",
+    "Plan",
     "ProcessingCancelled",
     "Processor",
     "ProgressEvent",

@@ -15,24 +15,21 @@ import re
 from collections.abc import Sequence
 from typing import NoReturn
 
+from .commands import CLEAN_CONFIRM_LIMIT
 from .errors import NbimgprepError
 from .operations import OPERATIONS
+from .store import DEFAULT_MAX_AGE_DAYS
 
 __all__ = [
-    "CLEAN_CONFIRM_LIMIT",
     "ArgumentsError",
     "CommandParser",
     "HelpRequested",
     "cache_parser",
     "cli_parser",
-    "format_size",
     "full_help",
     "parse",
     "parse_size",
 ]
-
-#: A clean that would remove more entries than this needs ``--yes``.
-CLEAN_CONFIRM_LIMIT = 10
 
 _SIZE_UNITS = {
     "": 1,
@@ -98,16 +95,6 @@ def parse_size(text: str) -> int:
             f"{text!r} is not a size; write a number of bytes or use a unit, e.g. 500MB, 2GB, 1GiB"
         )
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
-
-
-def format_size(size: float) -> str:
-    """Bytes for people: ``1536`` -> ``"1.5 KB"`` (powers of 1000, like :func:`parse_size`)."""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def _non_negative_float(text: str) -> float:
@@ -186,8 +173,9 @@ def _add_cache_commands(
     sub = add(
         "clean",
         "remove old, oversized or broken entries",
-        "Remove entries. With no criterion, entries unused for 30 days go (like the original "
-        "cleanup script); criteria combine: an entry goes if any of them says so. "
+        f"Remove entries. With no criterion, entries unused for {DEFAULT_MAX_AGE_DAYS:g} days "
+        "go (like the original cleanup script); criteria combine: an entry goes if any of "
+        "them says so. "
         f"Without --yes, a clean that would remove more than {CLEAN_CONFIRM_LIMIT} entries "
         "removes nothing and lists them.",
     )

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .arguments import CLEAN_CONFIRM_LIMIT, format_size
 from .errors import ImageError, NbimgprepError
+from .formatting import format_size
 from .images import ImageRef
 from .reports import (
     CacheInspection,
@@ -32,13 +32,14 @@ from .reports import (
     RunSummary,
     VerifySummary,
 )
+from .store import DEFAULT_MAX_AGE_DAYS
 
 if TYPE_CHECKING:
     from .processor import Processor
     from .store import Entry, ResultStore, SortKey
 
 __all__ = [
-    "DEFAULT_MAX_AGE_DAYS",
+    "CLEAN_CONFIRM_LIMIT",
     "clean",
     "execute",
     "export",
@@ -51,8 +52,8 @@ __all__ = [
     "verify",
 ]
 
-#: ``clean`` with no criterion removes entries older than this, like the original script.
-DEFAULT_MAX_AGE_DAYS = 30.0
+#: A clean that would remove more entries than this needs ``--yes``.
+CLEAN_CONFIRM_LIMIT = 10
 
 
 def list_entries(
@@ -130,7 +131,8 @@ def clean(
     default_max_age_days: float = DEFAULT_MAX_AGE_DAYS,
     now: float | None = None,
 ) -> CleanSummary:
-    """``clean``: remove entries any criterion selects; with none given, older than 30 days.
+    """``clean``: remove entries any criterion selects; with none given, unused for
+    ``default_max_age_days`` (:data:`DEFAULT_MAX_AGE_DAYS`).
 
     A clean that would remove more than :data:`CLEAN_CONFIRM_LIMIT` entries removes nothing
     unless ``yes``: it returns the list, refused, so a stray ``--max-age-days=0`` in a
@@ -149,6 +151,7 @@ def clean(
             now=_now(now),
             dry_run=dry_run,
             refused=refused,
+            confirm_limit=CLEAN_CONFIRM_LIMIT,
         )
     done = store.clean(
         max_age_days=max_age_days, max_bytes=max_size, missing=missing, dry_run=False

@@ -25,6 +25,7 @@ from .arguments import ArgumentsError, HelpRequested, cache_parser, full_help, p
 from .commands import execute
 from .errors import NbimgprepError
 from .reports import Report
+from .store import DEFAULT_MAX_AGE_DAYS, default_cache_dir
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -52,7 +53,7 @@ Examples::
 
 Settings: ``%config ImgCacheMagics.cache_dir = "..."`` (default $NBIMGPREP_CACHE_DIR or
 ./.cache/nbimgprep), ``ImgCacheMagics.backend`` (for ``run``: auto, local or fal),
-``ImgCacheMagics.max_age_days`` (what ``clean`` with no criterion removes; 30).
+``ImgCacheMagics.max_age_days`` (what ``clean`` with no criterion removes; {days:g}).
 
 """
 
@@ -72,7 +73,7 @@ class ImgCacheMagics(Magics, Configurable):
         help="Backend for `%imgcache run`: auto (fal if FAL_KEY is set, else local), local, fal.",
     )
     max_age_days = Float(
-        30.0,
+        DEFAULT_MAX_AGE_DAYS,
         config=True,
         help="What `%imgcache clean` with no criterion removes: entries unused for this many days.",
     )
@@ -87,7 +88,7 @@ class ImgCacheMagics(Magics, Configurable):
 
     @default("cache_dir")
     def _default_cache_dir(self) -> str:
-        return os.environ.get("NBIMGPREP_CACHE_DIR") or os.path.join(".", ".cache", "nbimgprep")
+        return str(default_cache_dir())
 
     @validate("max_age_days")
     def _check_max_age_days(self, proposal: dict[str, Any]) -> float:
@@ -152,7 +153,9 @@ class ImgCacheMagics(Magics, Configurable):
             raise UsageError(str(exc)) from None
 
 
-ImgCacheMagics.imgcache.__doc__ = _MAGIC_DOC + full_help(cache_parser())
+ImgCacheMagics.imgcache.__doc__ = _MAGIC_DOC.format(days=DEFAULT_MAX_AGE_DAYS) + full_help(
+    cache_parser()
+)
 
 
 def load_ipython_extension(ip: InteractiveShell) -> None:

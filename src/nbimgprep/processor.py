@@ -21,15 +21,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from filelock import FileLock
-from filelock import Timeout as LockTimeout
+from filelock import AsyncFileLock
 
+from . import batch
 from .backends import Backend, BackendOutput, make_backend
+from .batch import Sources
+from .batch_results import Batch, Plan
 from .errors import ImageError, InvalidResult, OperationError, ProcessingCancelled, StoreError
 from .images import MAX_PIXELS, ImageRef, decode_image
 from .operations import Endpoint, Operation, cache_key, get_operation
 from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source
-from .store import Entry, ResultStore
+from .store import Entry, ResultMeta, ResultStore
 from .sync_loop import LoopThread
 
 __all__ = ["ProgressEvent", "Processor", "Result", "Source"]
@@ -133,14 +135,15 @@ class Processor:
         started = time.perf_counter()
         op = get_operation(operation)
         canonical = op.canonical_params(params)
-        image = self.image(source)
         endpoint = self.backend.endpoint_for(op)
 
-        def key_and_lookup() -> tuple[str, Entry | None]:
+        def key_and_lookup() -> tuple[ImageRef, str, Entry | None]:
+            # Reading, encoding and hashing the input happen here, off the event loop.
+            image = self.image(source)
             key = cache_key(image.sha256, op.name, endpoint, canonical)
-            return key, (None if refresh else self.store.lookup(key))
+            return image, key, (None if refresh else self.store.lookup(key))
 
-        key, entry = await asyncio.to_thread(key_and_lookup)
+        image, key, entry = await asyncio.to_thread(key_and_lookup)
         if entry is not None:
             result = self._result(entry, cache_hit=True, started=started)
             _notify([on_progress], ProgressEvent("hit", key, elapsed=result.elapsed))
@@ -161,6 +164,54 @@ class Processor:
         return self._loop_thread.run(
             self.run(operation, source, refresh=refresh, on_progress=on_progress, **params)
         )
+
+    # -- batches (see nbimgprep.batch) ---------------------------------------------------
+
+    async def run_many(
+        self,
+        operation: str,
+        sources: Sources,
+        *,
+        concurrency: int | None = None,
+        progress: bool = True,
+        on_error: Literal["collect", "raise"] = "collect",
+        max_fresh: int | None = None,
+        refresh: bool = False,
+        on_progress: ProgressCallback | None = None,
+        **params: Any,
+    ) -> Batch:
+        """Run ``operation`` on every source: a list of paths, bytes, PIL images or
+        ImageRefs, a folder (its images, sorted) or a glob. Returns a :class:`Batch` in
+        input order; a failed item holds its error (naming the input) in its place.
+
+        ``concurrency`` bounds the calls in flight (default
+        :data:`~nbimgprep.throttle.DEFAULT_CONCURRENCY`; a 429 lowers it for a while and the
+        refused item is retried). ``progress`` shows a tqdm bar; ``on_error="raise"`` raises
+        the first error and cancels the rest; ``max_fresh=N`` makes at most N fresh calls,
+        the items past it hold :class:`~nbimgprep.errors.BudgetExceeded`.
+        """
+        return await batch.run_many(
+            self,
+            operation,
+            sources,
+            concurrency=concurrency,
+            progress=progress,
+            on_error=on_error,
+            max_fresh=max_fresh,
+            refresh=refresh,
+            on_progress=on_progress,
+            **params,
+        )
+
+    def run_many_sync(self, operation: str, sources: Sources, **options: Any) -> Batch:
+        """:meth:`run_many` for plain code (same arguments)."""
+        return self._loop_thread.run(self.run_many(operation, sources, **options))
+
+    def plan(self, operation: str, sources: Sources, **params: Any) -> Plan:
+        """How many of ``sources`` are cache hits and how many would be fresh calls (and
+        their output megapixels), without calling the backend. A plain method: fine inside
+        a running event loop."""
+        return batch.plan(self, operation, sources, **params)
 
     async def _join_flight(self, request: _Request, on_progress: ProgressCallback | None) -> Result:
         key = request.key
@@ -276,9 +327,7 @@ class Processor:
             content_type = Image.MIME.get(header.format or "", output.content_type)
         image = request.image
         try:
-            entry = self.store.put(
-                request.key,
-                output.data,
+            meta = ResultMeta(
                 image_hash=image.sha256,
                 operation=request.op.name,
                 endpoint=request.endpoint,
@@ -292,6 +341,7 @@ class Processor:
                 remote_url=output.remote_url,
                 source=str(image.path) if image.path is not None else image.name,
             )
+            entry = self.store.put(request.key, output.data, meta)
         except StoreError as exc:
             return self._uncached(request, exc, output, (width, height))
         return self._result(entry, cache_hit=False, started=request.started)
@@ -364,28 +414,39 @@ def _notify(listeners: Sequence[ProgressCallback | None], event: ProgressEvent) 
 
 
 class _key_lock:
-    """The per-key file lock, acquired without blocking the event loop.
+    """The per-key file lock (``filelock.AsyncFileLock``), awaited without blocking the loop.
 
     Two kernels asking for the same key: the second waits here, then finds the first one's
     result in the store. A store whose lock folder cannot be written still works, without
-    the cross-process guarantee.
+    the cross-process guarantee: the lock file is opened once first, and if that fails (a
+    read-only store, a full disk) the call goes ahead unlocked rather than waiting for ever.
     """
 
     def __init__(self, path: Path) -> None:
-        self._lock: FileLock | None = FileLock(str(path), thread_local=False)
+        self._path = path
+        self._lock: AsyncFileLock | None = None
 
     async def __aenter__(self) -> None:
-        delay = 0.005
-        while self._lock is not None:
-            try:
-                self._lock.acquire(timeout=0)
-                return
-            except LockTimeout:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.25)
-            except OSError:
-                self._lock = None
+        if not _can_create(self._path):
+            return
+        # Each attempt is one non-blocking flock() call: cheap enough to make on the loop.
+        lock = AsyncFileLock(str(self._path), thread_local=False, run_in_executor=False)
+        try:
+            await lock.acquire(poll_interval=0.01)
+        except OSError:
+            return
+        self._lock = lock
 
     async def __aexit__(self, *exc: object) -> None:
         if self._lock is not None:
-            self._lock.release()
+            await self._lock.release()
+
+
+def _can_create(path: Path) -> bool:
+    """Whether the lock file can be opened for writing (its folder made if need be)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError:
+        return False
+    return True

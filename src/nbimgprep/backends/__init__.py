@@ -8,6 +8,7 @@ Tests may pass any object that follows :class:`Backend`.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from ..images import ImageRef
     from ..operations import Endpoint, Operation
 
-__all__ = ["Backend", "BackendOutput", "ProgressReporter", "make_backend"]
+__all__ = ["Backend", "BackendOutput", "ProgressReporter", "find_fal_key", "make_backend"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,19 @@ class Backend(Protocol):
         ...
 
 
+def find_fal_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """The fal.ai key in ``environ`` (``os.environ`` by default): ``FAL_KEY``, or
+    ``FAL_KEY_ID`` and ``FAL_KEY_SECRET`` joined as ``id:secret``; None when neither is set.
+
+    The one place that decides "is there a fal key": :func:`make_backend` picks fal.ai by it,
+    and the fal backend reads the key through it when a call runs."""
+    env = os.environ if environ is None else environ
+    key = env.get("FAL_KEY")
+    if not key and env.get("FAL_KEY_ID") and env.get("FAL_KEY_SECRET"):
+        key = f"{env['FAL_KEY_ID']}:{env['FAL_KEY_SECRET']}"
+    return key or None
+
+
 def make_backend(
     backend: str | Backend | None,
     *,
@@ -85,7 +99,7 @@ def make_backend(
     """The backend a :class:`~nbimgprep.processor.Processor` was asked for: a name, an object,
     or None (fal.ai when a fal key is set, the offline local backend otherwise)."""
     if backend is None:
-        if environ.get("FAL_KEY") or (environ.get("FAL_KEY_ID") and environ.get("FAL_KEY_SECRET")):
+        if find_fal_key(environ):
             backend = "fal"
         else:
             print(

@@ -1,0 +1,347 @@
+"""Batches: many inputs through one operation, as fast as the API allows and never paid twice.
+
+``run_many`` is ``Processor.run`` per item, with a bound on the calls in flight that backs off
+on 429s (:mod:`nbimgprep.throttle`), a progress bar (tqdm.auto: a widget in a notebook, text
+in a terminal), per-item errors kept in the item's place, and an optional budget of fresh
+calls. ``plan`` says beforehand how many items are hits and what the fresh ones would make,
+without calling a backend. Hashing, decoding and listing folders run in worker threads, never
+on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from PIL import Image
+
+from .batch_results import Batch, BatchItem, Plan
+from .errors import BudgetExceeded, ImageError, NbimgprepError, OperationError, RateLimited
+from .images import ImageRef
+from .operations import get_operation
+from .results import ProgressCallback, Result, Source
+from .throttle import DEFAULT_CONCURRENCY, Throttle
+
+if TYPE_CHECKING:
+    from .processor import Processor
+
+__all__ = ["IMAGE_SUFFIXES", "Sources", "expand_sources", "plan", "run_many"]
+
+#: What a folder's images are: files with these suffixes (any case).
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".jfif"}
+)
+#: A call refused this many times with 429 in a row fails after all (the API is not recovering).
+MAX_RATE_LIMITED_TRIES = 50
+OnError = Literal["collect", "raise"]
+Sources: TypeAlias = "Source | Iterable[Source]"
+
+
+@dataclass(frozen=True)
+class _Input:
+    index: int
+    source: Source
+    label: str
+
+
+# -- the inputs -------------------------------------------------------------------------------
+
+
+def expand_sources(sources: Sources) -> list[tuple[Source, str]]:
+    """Each input with the label its errors use: a folder becomes its images (sorted), a glob
+    its matching files (sorted), anything else stays one input."""
+    given: Iterable[Source] = [sources] if _is_single(sources) else sources  # type: ignore[list-item,assignment]
+    out: list[tuple[Source, str]] = []
+    for i, source in enumerate(given):
+        if isinstance(source, (str, os.PathLike)):
+            out += [(p, str(p)) for p in _paths(source)]
+        else:
+            out.append((source, _label(i, source)))
+    return out
+
+
+def _is_single(sources: object) -> bool:
+    single = (str, os.PathLike, bytes, bytearray, memoryview, ImageRef, Image.Image)
+    return isinstance(sources, single) or hasattr(sources, "read")
+
+
+def _paths(source: str | os.PathLike[str]) -> list[Path]:
+    path = Path(source).expanduser()
+    if path.is_dir():
+        found = sorted(
+            p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
+        if not found:
+            raise ImageError(f"{path}: the folder holds no images ({_suffix_list()}).")
+        return found
+    text = str(source)
+    if not path.exists() and glob.has_magic(text):
+        matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True))
+        files = [m for m in matches if m.is_file()]
+        if not files:
+            raise ImageError(f"{text}: the pattern matches no files.")
+        return files
+    return [path]  # a file, or a missing one that fails in its own place
+
+
+def _suffix_list() -> str:
+    return ", ".join(sorted(IMAGE_SUFFIXES))
+
+
+def _label(index: int, source: object) -> str:
+    if isinstance(source, ImageRef):
+        return source.name
+    name = getattr(source, "name", None)
+    if isinstance(name, str):
+        return name
+    kind = "PIL image" if isinstance(source, Image.Image) else type(source).__name__
+    return f"item {index} ({kind})"
+
+
+def _named(exc: BaseException, label: str) -> NbimgprepError:
+    """The error with the input named in its message (same class, same attributes)."""
+    if not isinstance(exc, NbimgprepError):
+        named = NbimgprepError(f"{label}: {type(exc).__name__}: {exc}")
+        named.__cause__ = exc
+        return named
+    message = str(exc)
+    if label in message:
+        return exc
+    renamed = type(exc).__new__(type(exc))
+    renamed.__dict__.update(exc.__dict__)
+    renamed.args = (f"{label}: {message}",)
+    renamed.__cause__ = exc.__cause__
+    return renamed.with_traceback(exc.__traceback__)
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Survey:
+    """One input, keyed and looked up without counting: a hit, a fresh call, or unreadable."""
+
+    image: ImageRef | None
+    hit: bool
+    megapixels: float
+    error: NbimgprepError | None
+
+
+def _survey(proc: Processor, operation: str, source: Source, label: str, params: Any) -> _Survey:
+    op = get_operation(operation)
+    canonical = op.canonical_params(params)  # a bad parameter is the caller's error: raise
+    try:
+        image = proc.image(source)
+        key = proc.key_for(op.name, image, **canonical)
+        if proc.store.get(key) is not None:
+            return _Survey(image, True, 0.0, None)
+        width, height = op.output_size(_header_size(image), canonical)
+        return _Survey(image, False, width * height / 1e6, None)
+    except NbimgprepError as exc:
+        return _Survey(None, False, 0.0, _named(exc, label))
+
+
+def _header_size(image: ImageRef) -> tuple[int, int]:
+    """(width, height) upright, from the file's header alone where there is a file."""
+    if image.path is None:
+        return image.size
+    try:
+        with Image.open(image.path) as header:
+            width, height = header.size
+            orientation = header.getexif().get(0x0112, 1)
+    except OSError:
+        return image.size  # decoding names the problem
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def plan(proc: Processor, operation: str, sources: Sources, **params: Any) -> Plan:
+    """How many of ``sources`` are hits and how many would be fresh calls (with their output
+    megapixels); no backend call, and nothing counted as a hit or a miss."""
+    surveys = [_survey(proc, operation, s, label, params) for s, label in expand_sources(sources)]
+    fresh = [s for s in surveys if s.error is None and not s.hit]
+    return Plan(
+        hits=sum(s.hit for s in surveys),
+        fresh=len(fresh),
+        fresh_megapixels=sum(s.megapixels for s in fresh),
+        failed=sum(s.error is not None for s in surveys),
+    )
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+async def run_many(
+    proc: Processor,
+    operation: str,
+    sources: Sources,
+    *,
+    concurrency: int | None = None,
+    progress: bool = True,
+    on_error: OnError = "collect",
+    max_fresh: int | None = None,
+    refresh: bool = False,
+    on_progress: ProgressCallback | None = None,
+    **params: Any,
+) -> Batch:
+    """See :meth:`nbimgprep.Processor.run_many`."""
+    started = time.perf_counter()
+    op = get_operation(operation)
+    canonical = op.canonical_params(params)
+    if on_error not in ("collect", "raise"):
+        raise OperationError(f'on_error={on_error!r}: use "collect" or "raise".')
+    limit = DEFAULT_CONCURRENCY if concurrency is None else int(concurrency)
+    if limit < 1:
+        raise OperationError(f"concurrency={concurrency!r}: use a number of calls, 1 or more.")
+    if max_fresh is not None and max_fresh < 0:
+        raise OperationError(f"max_fresh={max_fresh!r}: use 0 or more (or None for no limit).")
+    expanded = await asyncio.to_thread(expand_sources, sources)
+    inputs = [_Input(i, s, label) for i, (s, label) in enumerate(expanded)]
+    outcomes: list[Result | NbimgprepError | None] = [None] * len(inputs)
+    runnable: dict[int, Source] = {i.index: i.source for i in inputs}
+    if max_fresh is not None:
+        await _apply_budget(
+            proc, op.name, inputs, canonical, max_fresh, refresh, outcomes, runnable
+        )
+
+    bar = _ProgressBar(op.name, len(inputs), enabled=progress)
+    for outcome in outcomes:
+        if outcome is not None:
+            bar.count(outcome)
+    throttle = Throttle(limit)
+    pending = iter([i for i in inputs if i.index in runnable])
+
+    async def one(item: _Input) -> None:
+        source = runnable[item.index]
+        tries = 0
+        while True:
+            epoch = await throttle.acquire()
+            try:
+                result = await proc.run(
+                    op.name, source, refresh=refresh, on_progress=on_progress, **canonical
+                )
+            except RateLimited as exc:
+                tries += 1
+                throttle.rate_limited(epoch, exc.retry_after)
+                if tries < MAX_RATE_LIMITED_TRIES:
+                    continue
+                outcome: Result | NbimgprepError = _named(exc, item.label)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                outcome = _named(exc, item.label)
+            else:
+                if not result.cache_hit:
+                    throttle.succeeded()
+                outcome = result
+            finally:
+                throttle.release()
+            break
+        outcomes[item.index] = outcome
+        bar.count(outcome)
+        if on_error == "raise" and isinstance(outcome, NbimgprepError):
+            raise outcome
+
+    async def worker() -> None:
+        for item in pending:
+            await one(item)
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(limit, len(runnable)))]
+    try:
+        if workers:
+            await _first_failure(workers)
+    finally:
+        bar.close()
+    if on_error == "raise":
+        first = next((o for o in outcomes if isinstance(o, NbimgprepError)), None)
+        if first is not None:
+            raise first
+    items = tuple(
+        BatchItem(
+            i.index,
+            i.source,
+            i.label,
+            result=o if isinstance(o, Result) else None,
+            error=o if isinstance(o, NbimgprepError) else None,
+        )
+        for i, o in zip(inputs, outcomes, strict=True)
+        if o is not None
+    )
+    return Batch(op.name, items, time.perf_counter() - started, canonical, throttle.refusals)
+
+
+async def _first_failure(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Wait for every task; on the first failure (or our own cancellation) cancel the rest,
+    let them finish cancelling, then re-raise."""
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _apply_budget(
+    proc: Processor,
+    operation: str,
+    inputs: list[_Input],
+    params: dict[str, Any],
+    max_fresh: int,
+    refresh: bool,
+    outcomes: list[Result | NbimgprepError | None],
+    runnable: dict[int, Source],
+) -> None:
+    """Give the first ``max_fresh`` would-be fresh items (in input order) a call; the rest
+    hold :class:`BudgetExceeded`. Hits cost nothing and always run."""
+
+    def survey_all() -> list[_Survey]:
+        return [_survey(proc, operation, i.source, i.label, params) for i in inputs]
+
+    left = max_fresh
+    for item, survey in zip(inputs, await asyncio.to_thread(survey_all), strict=True):
+        if survey.image is not None:
+            runnable[item.index] = survey.image  # hashed once, reused by the run
+        if survey.error is not None or (survey.hit and not refresh):
+            continue
+        if left > 0:
+            left -= 1
+            continue
+        del runnable[item.index]
+        outcomes[item.index] = BudgetExceeded(
+            f"{item.label}: not processed, past max_fresh={max_fresh} fresh calls; nothing "
+            "was paid for it. Run the batch again with a larger max_fresh to process it."
+        )
+
+
+class _ProgressBar:
+    """tqdm.auto (a widget in a notebook, text on stderr in a terminal), counting hits,
+    fresh calls and failures apart; tqdm shows the rate."""
+
+    def __init__(self, operation: str, total: int, *, enabled: bool) -> None:
+        self.counts = {"hit": 0, "fresh": 0, "failed": 0}
+        self._bar: Any = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=operation, unit="img", dynamic_ncols=True)
+
+    def count(self, outcome: Result | NbimgprepError) -> None:
+        if isinstance(outcome, Result):
+            self.counts["hit" if outcome.cache_hit else "fresh"] += 1
+        else:
+            self.counts["failed"] += 1
+        if self._bar is not None:
+            self._bar.set_postfix(self.counts, refresh=False)
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,112 @@
+"""Looking after a store: what ``clean`` removes, what ``verify`` finds, and rebuilding the
+index from the sidecars.
+
+These are plain functions over the store's parts; :class:`~nbimgprep.store.ResultStore`
+exposes them as ``clean``, ``verify`` and ``rebuild_index`` and does the removing itself.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .entry import Entry
+from .files import StoreFiles, damage, has_size
+from .index import Index
+
+__all__ = ["DEFAULT_MAX_AGE_DAYS", "CleanOutcome", "VerifyOutcome"]
+
+#: ``clean`` with no criterion removes entries unused for this many days, like the original
+#: app's cleanup script (``--max-age-days``, default 30).
+DEFAULT_MAX_AGE_DAYS = 30.0
+
+DAY_SECONDS = 86400.0
+
+
+@dataclass(frozen=True)
+class CleanOutcome:
+    """What a ``clean`` removed (or, with ``dry_run``, would remove) and the bytes freed."""
+
+    removed: list[Entry]
+    freed_bytes: int
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    """What a ``verify`` re-hashed, the damaged entries with the reason, and the index check."""
+
+    checked: int
+    damaged: list[tuple[Entry, str]]
+    fixed: bool
+    index_ok: bool = True
+
+    @property
+    def ok(self) -> int:
+        return self.checked - len(self.damaged)
+
+
+def choose_for_clean(
+    entries: list[Entry],
+    now: float,
+    max_age_days: float | None,
+    max_bytes: int | None,
+    missing: bool,
+) -> list[Entry]:
+    """The entries any criterion selects, least recently used first.
+
+    Unused for ``max_age_days`` (0: all); result file ``missing``; then the least recently
+    used until the rest holds at most ``max_bytes`` (a file shared by entries counts once).
+    """
+    doomed: dict[str, Entry] = {}
+    if max_age_days is not None:
+        cutoff = now - float(max_age_days) * DAY_SECONDS
+        doomed.update((e.key, e) for e in entries if e.last_used <= cutoff)
+    if missing:
+        doomed.update((e.key, e) for e in entries if not has_size(e.path, e.size))
+    if max_bytes is not None:
+        kept = sorted((e for e in entries if e.key not in doomed), key=lambda e: e.last_used)
+        total = sum({e.path: e.size for e in kept}.values())
+        for e in kept:
+            if total <= max_bytes:
+                break
+            doomed[e.key] = e
+            if not any(o.path == e.path and o.key not in doomed for o in kept):
+                total -= e.size
+    return sorted(doomed.values(), key=lambda e: e.last_used)
+
+
+def freed_bytes(entries: Iterable[Entry]) -> int:
+    """Bytes on disk the entries' result files take (a shared file once)."""
+    return sum({e.path: e.size for e in entries}.values())
+
+
+def find_damage(entries: Iterable[Entry]) -> list[tuple[Entry, str]]:
+    """Re-hash every entry's result file: the damaged ones, with the reason."""
+    return [(e, reason) for e in entries if (reason := damage(e))]
+
+
+def reindex(index: Index, files: StoreFiles) -> int:
+    """Insert a row for every readable sidecar. Returns how many."""
+    entries = list(files.sidecars())
+    with index.transaction() as con:
+        index.insert(entries, con)
+    return len(entries)
+
+
+def open_index(index: Index, files: StoreFiles, stamp: int) -> None:
+    """Open the index; a new one is filled from the sidecars, a damaged one is set aside
+    (renamed ``index.sqlite.damaged-STAMP``) and rebuilt."""
+    fresh = not index.path.exists()
+    try:
+        index.con  # noqa: B018 -- opening it checks the schema
+        if fresh:
+            reindex(index, files)
+    except sqlite3.DatabaseError:
+        for suffix in ("", "-wal", "-shm"):
+            damaged = index.path.with_name(index.path.name + suffix)
+            if damaged.exists():
+                damaged.replace(damaged.with_name(f"{damaged.name}.damaged-{stamp}"))
+        index.forget()
+        reindex(index, files)

@@ -1,0 +1,268 @@
+"""ResultStore: the persistent, content-addressed result cache on disk, as one object.
+
+A facade over the store's parts: :mod:`.entry` (what an entry holds), :mod:`.files` (result
+bytes, sidecars, atomic writes, the one unlink), :mod:`.index` (SQLite rows, counters, the
+hash memo), :mod:`.maintenance` (clean, verify, rebuild) and :mod:`.legacy` (the original
+app's JSON). A ``put`` writes the result bytes, then the sidecar, then the index row, so a
+crash at any point leaves the old state or the new one. Only JSON and raw image bytes are
+ever written or read: no pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import AmbiguousPrefix, NotInCache, StoreError
+from ..images import FileStamp, ImageRef
+from . import legacy, maintenance
+from .entry import EXTENSIONS, Entry, ResultMeta
+from .files import StoreFiles, default_cache_dir, has_size
+from .index import Index, SortKey, StoreStats
+from .legacy import ImportOutcome
+from .maintenance import DEFAULT_MAX_AGE_DAYS, CleanOutcome, VerifyOutcome
+
+__all__ = ["ResultStore"]
+
+
+class ResultStore:
+    """The on-disk cache. Safe to share between threads, processes and kernels.
+
+    ``clock`` (seconds since the epoch) is injectable so that tests can age entries.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir(environ)
+        self.root = self.root.absolute()
+        self.clock = clock
+        self._files = StoreFiles(self.root)
+        self._files.create()
+        self._index = Index(self.index_path, self._files.result_path)
+        maintenance.open_index(self._index, self._files, stamp=int(clock()))
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.root)!r})"
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / "index.sqlite"
+
+    def lock_path(self, key: str) -> Path:
+        """The per-key lock file that makes one backend call per key across processes."""
+        return self._files.lock_path(key)
+
+    def close(self) -> None:
+        """Close the index's connections (the store opens them again if used after this)."""
+        self._index.close()
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        """The entry for ``key`` as recorded, without checking its file or counting a hit."""
+        return self._index.get(key)
+
+    def lookup(self, key: str, *, count_miss: bool = True) -> Entry | None:
+        """The entry for ``key`` if its result file is intact; counts a hit or a miss
+        (``count_miss=False`` for a re-check whose miss was already counted).
+
+        An entry whose file is missing or has the wrong size is dropped, and is a miss. An
+        entry whose sidecar exists but whose index row does not (a crash between the two, or
+        a rebuilt index) is re-indexed and served.
+        """
+        entry = self._index.get(key) or self._adopt_sidecar(key)
+        if entry is not None and not has_size(entry.path, entry.size):
+            self.delete(key)
+            entry = None
+        if entry is None:
+            if count_miss:
+                self._index.record_miss()
+            return None
+        now = self.clock()
+        self._index.record_hit(key, now)
+        return replace(entry, hits=entry.hits + 1, last_hit=now)
+
+    def _adopt_sidecar(self, key: str) -> Entry | None:
+        entry = self._files.sidecar_of(key)
+        if entry is not None:
+            self._index.insert([entry])
+        return entry
+
+    def put(self, key: str, data: bytes, meta: ResultMeta) -> Entry:
+        """Store ``data`` as the result for ``key``, replacing any earlier entry. Atomic."""
+        digest = hashlib.sha256(data).hexdigest()
+        name = digest + EXTENSIONS.get(meta.content_type or "", ".png")
+        entry = Entry(
+            key=key,
+            image_hash=meta.image_hash,
+            operation=meta.operation,
+            endpoint=meta.endpoint.id,
+            endpoint_arguments=dict(meta.endpoint.arguments),
+            params=dict(meta.params),
+            backend=meta.backend,
+            path=self._files.result_path(name),
+            result_sha256=digest,
+            size=len(data),
+            width=meta.width,
+            height=meta.height,
+            content_type=meta.content_type,
+            created=self.clock() if meta.created is None else meta.created,
+            backend_seconds=meta.backend_seconds,
+            request_id=meta.request_id,
+            remote_url=meta.remote_url,
+            source=meta.source,
+        )
+        try:
+            self._files.write_result(entry, data)
+            self._files.write_sidecar(entry)
+            previous = self._index.get(key)
+            self._index.insert([entry])
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise StoreError(f"Cannot write to the cache at {self.root}: {reason}.") from exc
+        if previous is not None and previous.path != entry.path:
+            self._unlink_unreferenced([previous.path])
+        return entry
+
+    # -- the hash memo (ImageRef's HashMemo) ------------------------------------------------
+
+    def get_hash(self, stamp: FileStamp) -> str | None:
+        return self._index.get_hash(stamp)
+
+    def put_hash(self, stamp: FileStamp, sha256: str) -> None:
+        self._index.put_hash(stamp, sha256)
+
+    # -- listing and finding ----------------------------------------------------------------
+
+    def entries(
+        self, op: str | None = None, limit: int | None = None, sort: SortKey = "age"
+    ) -> list[Entry]:
+        """Entries, newest first (``sort="age"``), most hit first, or largest first."""
+        if op is None:
+            return self._index.select(sort=sort, limit=limit)
+        return self._index.select("operation = ?", (op,), sort=sort, limit=limit)
+
+    def __len__(self) -> int:
+        return self._index.count()
+
+    def find(self, query: str) -> list[Entry]:
+        """Entries named by a key prefix, an image-hash prefix, or an image file's path.
+
+        A key prefix names one entry; an image hash prefix or a path names every entry of that
+        image. Raises :class:`NotInCache` or :class:`AmbiguousPrefix`.
+        """
+        candidate = Path(query).expanduser()
+        if candidate.is_file():
+            image_hash = ImageRef(candidate, memo=self).sha256
+            found = self._index.select("image_hash = ?", (image_hash,))
+            if not found:
+                raise NotInCache(f"{query}: this image has no cached results.")
+            return found
+        prefix = query.strip().lower()
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            raise NotInCache(
+                f"{query!r} is not a cache key, an image hash or the path of an image file."
+            )
+        by_key = self._index.select("key LIKE ?", (prefix + "%",))
+        if len(by_key) == 1:
+            return by_key
+        if len(by_key) > 1:
+            raise AmbiguousPrefix(query, sorted(e.key for e in by_key))
+        by_image = self._index.select("image_hash LIKE ?", (prefix + "%",))
+        images = sorted({e.image_hash for e in by_image})
+        if len(images) > 1:
+            raise AmbiguousPrefix(query, images)
+        if not by_image:
+            raise NotInCache(f"{query}: no cache key or image hash starts with this.")
+        return by_image
+
+    def stats(self) -> StoreStats:
+        """Entries, bytes on disk, hits, misses and backend seconds saved, per operation too."""
+        return self._index.stats()
+
+    # -- removing and looking after -----------------------------------------------------------
+
+    def delete(self, key: str) -> Entry | None:
+        """Remove one entry (its sidecar, and its result file unless another entry shares it)."""
+        entry = self._index.get(key)
+        if entry is None:
+            return None
+        self._remove([entry])
+        return entry
+
+    def clean(
+        self,
+        max_age_days: float | None = DEFAULT_MAX_AGE_DAYS,
+        max_bytes: int | None = None,
+        missing: bool = False,
+        dry_run: bool = False,
+    ) -> CleanOutcome:
+        """Remove entries unused for ``max_age_days`` (0: all), whose file is ``missing``, and
+        then the least recently used until the store holds at most ``max_bytes``. An entry goes
+        if any criterion says so. ``dry_run`` only reports."""
+        removed = maintenance.choose_for_clean(
+            self.entries(), self.clock(), max_age_days, max_bytes, missing
+        )
+        if not dry_run:
+            self._remove(removed)
+        return CleanOutcome(
+            removed=removed, freed_bytes=maintenance.freed_bytes(removed), dry_run=dry_run
+        )
+
+    def verify(self, fix: bool = True) -> VerifyOutcome:
+        """Re-hash every result file; with ``fix``, drop entries whose file is missing or
+        differs from what was recorded. Also checks the index's integrity."""
+        index_ok = self._index.integrity_ok()
+        checked = self.entries()
+        damaged = maintenance.find_damage(checked)
+        if fix and damaged:
+            self._remove([e for e, _ in damaged], also_shared_files=True)
+        return VerifyOutcome(checked=len(checked), damaged=damaged, fixed=fix, index_ok=index_ok)
+
+    def rebuild_index(self) -> int:
+        """Rebuild the index from the sidecars (hit counts restart at zero). Returns entries."""
+        self._index.clear()
+        return maintenance.reindex(self._index, self._files)
+
+    def _remove(self, entries: Iterable[Entry], also_shared_files: bool = False) -> None:
+        """Index rows first, then sidecars and idle locks, then result files nobody uses."""
+        entries = list(entries)
+        if not entries:
+            return
+        self._index.delete(e.key for e in entries)
+        for e in entries:
+            self._files.unlink(self._files.sidecar_path(e.key))
+            self._files.remove_idle_lock(e.key)
+        paths = [e.path for e in entries]
+        if also_shared_files:
+            for p in paths:
+                self._files.unlink(p)
+        else:
+            self._unlink_unreferenced(paths)
+
+    def _unlink_unreferenced(self, paths: Iterable[Path]) -> None:
+        for p in set(paths):
+            if not self._index.references(p.name):
+                self._files.unlink(p)
+
+    # -- the original app's JSON format -------------------------------------------------------
+
+    def export_legacy_json(self, path: str | os.PathLike[str]) -> int:
+        """Write the original app's cache file; see :func:`.legacy.export_legacy_json`."""
+        return legacy.export_legacy_json(self, path)
+
+    def import_legacy_json(
+        self, path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+    ) -> ImportOutcome:
+        """Bring a cache from the original app in; see :func:`.legacy.import_legacy_json`."""
+        return legacy.import_legacy_json(self, path, root)
