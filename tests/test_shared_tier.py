@@ -38,9 +38,12 @@ def record_for(data: bytes, key: str | None = None) -> SharedRecord:
     )
 
 
+SLOW_MACHINE = 20.0  # a busy test machine must not look like a slow server
+
+
 @pytest.fixture
 def tier(s3_server: S3Server) -> SharedTier:
-    return SharedTier(s3_server.new_url(), options=s3_server.options())
+    return SharedTier(s3_server.new_url(), options=s3_server.options(), timeout=SLOW_MACHINE)
 
 
 @pytest.fixture
@@ -56,7 +59,7 @@ def test_a_put_result_comes_back_whole_from_another_tier_object(
     data = os.urandom(5000)
     record = record_for(data)
     assert tier.put(record, data)
-    other_machine = SharedTier(tier.url, options=s3_server.options())
+    other_machine = SharedTier(tier.url, options=s3_server.options(), timeout=SLOW_MACHINE)
     hit = other_machine.lookup(record.key)
     assert hit is not None
     assert hit.data == data
@@ -84,7 +87,7 @@ def test_a_record_written_by_another_machine_is_seen_at_once(
     data = os.urandom(100)
     record = record_for(data)
     assert tier.lookup(record.key) is None  # a miss first: nothing may remember it
-    SharedTier(tier.url, options=s3_server.options()).put(record, data)
+    SharedTier(tier.url, options=s3_server.options(), timeout=SLOW_MACHINE).put(record, data)
     assert tier.lookup(record.key) is not None
 
 
@@ -106,7 +109,7 @@ def test_a_second_writer_of_the_same_key_keeps_the_first_intact_record(
     first, second = os.urandom(300), os.urandom(400)
     key = "1" * 64
     assert tier.put(record_for(first, key), first)
-    rival = SharedTier(tier.url, options=s3_server.options())
+    rival = SharedTier(tier.url, options=s3_server.options(), timeout=SLOW_MACHINE)
     assert rival.put(record_for(second, key), second)  # "already exists" is success
     hit = tier.lookup(key)
     assert hit is not None and hit.data == first
@@ -159,7 +162,7 @@ def test_a_30_mb_result_round_trips_intact(
     data = os.urandom(30 * 2**20)
     record = record_for(data)
     assert tier.put(record, data), [str(w.message) for w in shared_warnings]
-    hit = SharedTier(tier.url, options=s3_server.options()).lookup(record.key)
+    hit = SharedTier(tier.url, options=s3_server.options(), timeout=SLOW_MACHINE).lookup(record.key)
     assert hit is not None, [str(w.message) for w in shared_warnings]
     assert hashlib.sha256(hit.data).hexdigest() == record.blob
 
@@ -171,7 +174,10 @@ def test_a_stopped_server_means_no_shared_result_and_one_warning_for_every_tier(
     data = os.urandom(100)
     record = record_for(data)
     # retry_after=0: every call tries the dead server again, and still only one warning.
-    tiers = [SharedTier(url, options=fresh_s3_server.options(), retry_after=0) for _ in range(3)]
+    tiers = [
+        SharedTier(url, options=fresh_s3_server.options(), retry_after=0, timeout=SLOW_MACHINE)
+        for _ in range(3)
+    ]
     tiers[0].put(record, data)
     fresh_s3_server.stop()
     for tier in tiers * 3:
@@ -199,6 +205,7 @@ def test_a_down_tier_is_tried_again_after_retry_after(
         fresh_s3_server.new_url(),
         options=fresh_s3_server.options(),
         retry_after=30,
+        timeout=SLOW_MACHINE,
         clock=lambda: now[0],
     )
     data = os.urandom(100)
@@ -218,7 +225,9 @@ def test_a_down_tier_is_tried_again_after_retry_after(
 def test_no_secret_in_repr_records_or_warnings(
     fresh_s3_server: S3Server, shared_warnings: list[warnings.WarningMessage]
 ) -> None:
-    tier = SharedTier(fresh_s3_server.new_url(), options=fresh_s3_server.options())
+    tier = SharedTier(
+        fresh_s3_server.new_url(), options=fresh_s3_server.options(), timeout=SLOW_MACHINE
+    )
     data = os.urandom(100)
     record = record_for(data)
     tier.put(record, data)

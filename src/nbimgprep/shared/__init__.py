@@ -8,7 +8,15 @@ Needs the ``shared`` extra (s3fs).
 
 from __future__ import annotations
 
+from .link import CACHE_TIMEOUT_ENV, CACHE_URL_ENV, SharedLink
 from .records import SharedRecord
 from .tier import SharedHit, SharedTier
 
-__all__ = ["SharedHit", "SharedRecord", "SharedTier"]
+__all__ = [
+    "CACHE_TIMEOUT_ENV",
+    "CACHE_URL_ENV",
+    "SharedHit",
+    "SharedLink",
+    "SharedRecord",
+    "SharedTier",
+]
