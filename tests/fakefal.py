@@ -64,6 +64,7 @@ __all__ = ["Fault", "FakeFal", "FakeRequest", "fake_fal"]
 ROUTES = (
     "submit",
     "status",
+    "stream",
     "result",
     "cancel",
     "token",
@@ -118,6 +119,18 @@ class FakeRequest:
     error_detail: Any = None
     result: dict[str, Any] | None = None
     cancel_seen: bool = False
+    #: When it finished on the server (monotonic), and when a client was first told so
+    #: (a COMPLETED status answer or stream event): their difference is the notice latency.
+    done_at: float | None = None
+    told_done_at: float | None = None
+    #: Set when the model's work (done in a thread from the submit on) is finished.
+    prepared: threading.Event = field(default_factory=threading.Event)
+    prepared_at: float = 0.0
+
+    @property
+    def notice_latency(self) -> float:
+        assert self.done_at is not None and self.told_done_at is not None, "not noticed yet"
+        return self.told_done_at - self.done_at
 
 
 def _png(img: Image.Image) -> bytes:
@@ -195,8 +208,11 @@ class FakeFal:
         self.completed_error = "CUDA error: out of memory"
         self.max_running_seen = 0
         self.downloads_aborted = 0
+        #: Whether ``/status/stream`` is served (False: 404, like a host without it).
+        self.streaming = True
         self._gate = threading.Event()
         self._gate.set()
+        self._released = 0.0  # when release() last opened the gate
         self._faults: dict[str, deque[Fault]] = {route: deque() for route in ROUTES}
         self._files: dict[str, tuple[bytes, str]] = {}
         self._lock = threading.RLock()
@@ -247,6 +263,7 @@ class FakeFal:
         self._gate.clear()
 
     def release(self) -> None:
+        self._released = time.monotonic()
         self._gate.set()
 
     def states(self) -> list[str]:
@@ -270,7 +287,7 @@ class FakeFal:
             for req in active:
                 if req.state == "IN_PROGRESS":
                     assert req.started is not None
-                    if now - req.started >= self.latency and self._gate.is_set():
+                    if self._finished(req, now):
                         self._complete(req)
             running = [r for r in active if r.state == "IN_PROGRESS"]
             for req in active:
@@ -282,7 +299,7 @@ class FakeFal:
                 req.started = now
                 req.logs.append(self._log(f"Running {req.endpoint}"))
                 running.append(req)
-                if self.latency == 0 and self._gate.is_set():
+                if self._finished(req, now):
                     self._complete(req)
                     running.remove(req)
             self.max_running_seen = max(self.max_running_seen, len(running))
@@ -302,9 +319,26 @@ class FakeFal:
             "timestamp": datetime.now(timezone.utc).isoformat(),
         }
 
+    def _finished(self, req: FakeRequest, now: float) -> bool:
+        assert req.started is not None
+        return now - req.started >= self.latency and self._gate.is_set() and req.prepared.is_set()
+
     def _complete(self, req: FakeRequest) -> None:
+        assert req.started is not None
         req.state = "COMPLETED"
+        req.done_at = max(req.started + self.latency, self._released, req.prepared_at)
         req.logs.append(self._log("Done"))
+
+    def _prepare(self, req: FakeRequest) -> None:
+        """The model's work, started at submit in a thread, so that completing at the end of
+        ``latency`` is a state change only (the notice latency then measures the client)."""
+        try:
+            self._work(req)
+        finally:
+            req.prepared_at = time.monotonic()
+            req.prepared.set()
+
+    def _work(self, req: FakeRequest) -> None:
         problems = _check_arguments(req.endpoint, req.arguments)
         if problems:
             req.error = "Unprocessable Entity"
@@ -343,6 +377,42 @@ class FakeFal:
             "height": out.height,
         }
         req.result = {"image": image} if req.outcome != "malformed_result" else {"images": 3}
+
+    def _status_body(self, req: FakeRequest, with_logs: bool) -> dict[str, Any]:
+        """The status JSON of ``req`` (call with the lock held); notes a COMPLETED told."""
+        links = {
+            "response_url": f"{self.url}/{req.app}/requests/{req.id}",
+            "status_url": f"{self.url}/{req.app}/requests/{req.id}/status",
+            "cancel_url": f"{self.url}/{req.app}/requests/{req.id}/cancel",
+        }
+        logs = list(req.logs) if with_logs else None
+        if req.state == "IN_QUEUE":
+            return {"status": "IN_QUEUE", "queue_position": self._queue_position(req), **links}
+        if req.state == "IN_PROGRESS":
+            return {"status": "IN_PROGRESS", "logs": logs, **links}
+        body = {
+            "status": "COMPLETED",
+            "logs": logs,
+            "metrics": {"inference_time": self.latency},
+            **links,
+        }
+        if req.state == "CANCELLED":
+            body["error"] = "Request was cancelled"
+            body["error_type"] = "request_cancelled"
+        elif req.error is not None:
+            body["error"] = req.error
+            body["error_type"] = "runner_error"
+        if req.told_done_at is None:
+            req.told_done_at = time.monotonic()
+        return body
+
+    def _next_change(self, req: FakeRequest) -> float:
+        """Seconds until ``req`` may change by itself (its run ends), capped at a short tick."""
+        if req.state == "IN_PROGRESS" and req.started is not None and self._gate.is_set():
+            if not req.prepared.is_set():
+                return 0.002
+            return min(0.02, max(0.0, req.started + self.latency - time.monotonic()))
+        return 0.02
 
     def _fetch_input(self, url: str) -> bytes:
         if url.startswith("data:"):
@@ -475,9 +545,11 @@ class _Handler(BaseHTTPRequestHandler):
         app = "/".join(parts[:2])
         rid = str(uuid.uuid4())
         base = f"{fake.url}/{app}/requests/{rid}"
+        request = FakeRequest(rid, app, endpoint, arguments, fake.outcome)
+        threading.Thread(target=fake._prepare, args=(request,), daemon=True).start()
         with fake._lock:
             fake.submitted_arguments.append(arguments)
-            fake.requests[rid] = FakeRequest(rid, app, endpoint, arguments, fake.outcome)
+            fake.requests[rid] = request
             fake._order.append(rid)
             fake._advance()
             req = fake.requests[rid]
@@ -501,9 +573,15 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path.startswith("/files/"):
             self._download(parts.path)
             return
-        m = re.fullmatch(r"/([^/]+/[^/]+)/requests/([^/]+)(/status)?", parts.path)
-        if m is None:
+        m = re.fullmatch(r"/([^/]+/[^/]+)/requests/([^/]+)(/status)?(/stream)?", parts.path)
+        if m is None or (m.group(4) and not m.group(3)):
             self._send(404, {"detail": "Not Found"})
+            return
+        if m.group(4):
+            if fake.streaming and self._count("stream") and self._authorized():
+                self._stream(m.group(1), m.group(2))
+            elif not fake.streaming:
+                self._send(404, {"detail": "Not Found"})
             return
         route = "status" if m.group(3) else "result"
         if not (self._count(route) and self._authorized()):
@@ -514,35 +592,9 @@ class _Handler(BaseHTTPRequestHandler):
             if req is None or req.app != m.group(1):
                 self._send(404, {"detail": "Request not found"})
                 return
-            links = {
-                "response_url": f"{fake.url}/{req.app}/requests/{req.id}",
-                "status_url": f"{fake.url}/{req.app}/requests/{req.id}/status",
-                "cancel_url": f"{fake.url}/{req.app}/requests/{req.id}/cancel",
-            }
             with_logs = parse_qs(parts.query).get("logs", ["0"])[0].lower() in ("1", "true")
-            logs = list(req.logs) if with_logs else None
             if route == "status":
-                if req.state == "IN_QUEUE":
-                    body: dict[str, Any] = {
-                        "status": "IN_QUEUE",
-                        "queue_position": fake._queue_position(req),
-                        **links,
-                    }
-                elif req.state == "IN_PROGRESS":
-                    body = {"status": "IN_PROGRESS", "logs": logs, **links}
-                else:
-                    body = {
-                        "status": "COMPLETED",
-                        "logs": logs,
-                        "metrics": {"inference_time": fake.latency},
-                        **links,
-                    }
-                    if req.state == "CANCELLED":
-                        body["error"] = "Request was cancelled"
-                        body["error_type"] = "request_cancelled"
-                    elif req.error is not None:
-                        body["error"] = req.error
-                        body["error_type"] = "runner_error"
+                body = fake._status_body(req, with_logs)
                 self._send(200, body, headers={"x-fal-request-id": req.id})
                 return
             if req.state in ("IN_QUEUE", "IN_PROGRESS"):
@@ -554,6 +606,44 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 assert req.result is not None
                 self._send(200, req.result, headers={"x-fal-request-id": req.id})
+
+    def _stream(self, app: str, request_id: str) -> None:
+        """Server-sent status events until COMPLETED (new log lines only in each event)."""
+        fake = self.server_fake
+        with fake._lock:
+            req = fake.requests.get(request_id)
+            if req is None or req.app != app:
+                self._send(404, {"detail": "Request not found"})
+                return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.send_header("x-fal-request-id", request_id)
+        self.end_headers()
+        self.close_connection = True
+        last: tuple[Any, ...] | None = None
+        sent_logs = 0
+        while True:
+            with fake._lock:
+                fake._advance()
+                body = fake._status_body(req, with_logs=True)
+                lines = body.get("logs") or []
+                now_key = (body["status"], body.get("queue_position"), len(lines))
+                wait = fake._next_change(req)
+            if now_key != last:
+                event = {**body}
+                if "logs" in event:
+                    event["logs"] = lines[sent_logs:]
+                try:
+                    self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+                last, sent_logs = now_key, len(lines)
+            if body["status"] == "COMPLETED":
+                return
+            time.sleep(wait)
 
     def _download(self, path: str) -> None:
         fake = self.server_fake

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from nbimgprep.errors import (
     FalKeyRejected,
     FalTimeout,
     InvalidResult,
+    RateLimited,
 )
 from nbimgprep.images import ImageRef
 from nbimgprep.operations import Endpoint, get_operation
@@ -190,19 +190,60 @@ async def test_a_queue_with_one_slot_reports_position_then_logs(
     assert first.logs.count("Running fal-ai/seedvr/upscale/image") == 1, "each line once"
 
 
-async def test_polling_backs_off_without_adding_much_latency(
+async def test_a_finished_request_is_noticed_at_once_through_the_status_stream(
     fake_fal: FakeFal,  # noqa: F811
     fal: FalBackend,
 ) -> None:
-    fake_fal.latency = 0.5
-    started = time.monotonic()
+    fake_fal.latency = 1.0
 
-    await run(fal, "upscale", photo("chelsea.png"))
+    out = await run(fal, "upscale", photo("chelsea.png"))
 
-    elapsed = time.monotonic() - started
-    # polls after 50, 75, 112, 169, 253 ms...: five polls reach 0.66 s, then get() checks once.
-    assert fake_fal.calls["status"] <= 7
-    assert 0.5 <= elapsed < 0.5 + 1.0
+    request = fake_fal.requests[out.request_id]
+    # measured by the server: from the end of the run to the client being told it is done
+    assert request.notice_latency < 0.1 * fake_fal.latency
+    assert fake_fal.calls["stream"] == 1, "one stream, no polling"
+    assert fake_fal.calls["status"] == 1  # fal_client's get() checks once before the result
+
+
+async def test_without_the_stream_polling_notices_within_a_tenth_of_the_run_time(
+    fake_fal: FakeFal,  # noqa: F811
+    fal: FalBackend,
+) -> None:
+    fake_fal.streaming = False
+    fake_fal.latency = 1.0
+
+    out = await run(fal, "upscale", photo("chelsea.png"))
+
+    request = fake_fal.requests[out.request_id]
+    assert request.notice_latency < 0.1 * fake_fal.latency
+    assert fake_fal.calls["stream"] == 0
+    assert fake_fal.calls["status"] <= 30, "pauses grow with the elapsed time"
+
+
+async def test_a_dropped_status_stream_is_opened_again(
+    fake_fal: FakeFal,  # noqa: F811
+    fal: FalBackend,
+) -> None:
+    fake_fal.latency = 0.2
+    fake_fal.fail("stream", drop=True)
+
+    out = await run(fal, "upscale", photo("chelsea.png"))
+
+    assert out.data
+    assert fake_fal.calls["stream"] == 2 and fake_fal.calls["status"] == 1
+
+
+async def test_a_stream_that_keeps_failing_falls_back_to_polling(
+    fake_fal: FakeFal,  # noqa: F811
+    fal: FalBackend,
+) -> None:
+    fake_fal.latency = 0.2
+    fake_fal.fail("stream", malformed=True, times=3)
+
+    out = await run(fal, "upscale", photo("chelsea.png"))
+
+    assert out.data
+    assert fake_fal.calls["stream"] == 3 and fake_fal.calls["status"] >= 2
 
 
 # -- errors fal_client retries, and errors it does not ---------------------------------------
@@ -226,20 +267,44 @@ async def test_429_with_retry_after_is_retried_by_fal_client(
     assert len(fake_fal.requests) == 1
 
 
-async def test_429_that_never_ends_is_a_clear_error(
-    fake_fal: FakeFal,  # noqa: F811
-    fal: FalBackend,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def fast_fal_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fal_client's own retries (10 attempts, about 30 s of backoff), without the waiting."""
     import fal_client.client
 
-    monkeypatch.setattr(fal_client.client, "MAX_ATTEMPTS", 3)  # the real 10 take ~30 s
-    fake_fal.fail("submit", status=429, body=b'{"detail": "Too many requests"}', times=3)
+    monkeypatch.setattr(fal_client.client, "_get_retry_delay", lambda *args, **kw: 0.001)
 
-    with pytest.raises(BackendError, match="rate-limiting"):
+
+@pytest.mark.usefixtures("fast_fal_retries")
+async def test_a_429_that_outlasts_fal_clients_retries_is_rate_limited(
+    fake_fal: FakeFal,  # noqa: F811
+    fal: FalBackend,
+) -> None:
+    too_many = Fault(
+        status=429, body=b'{"detail": "Too many requests"}', headers={"Retry-After": "7"}
+    )
+    fake_fal.fail("submit", too_many, times=10)
+
+    with pytest.raises(RateLimited, match="rate-limiting") as caught:
         await run(fal, "remove_background", photo("chelsea.png"))
 
-    assert fake_fal.calls["submit"] == 3 and not fake_fal.requests
+    assert caught.value.retry_after == 7.0 and "wait 7 s" in str(caught.value)
+    assert fake_fal.calls["submit"] == 10, "fal_client's 10 attempts, no more"
+    assert not fake_fal.requests
+
+
+@pytest.mark.usefixtures("fast_fal_retries")
+async def test_a_429_without_retry_after_is_rate_limited_too(
+    fake_fal: FakeFal,  # noqa: F811
+    fal: FalBackend,
+) -> None:
+    fake_fal.fail("submit", status=429, body=b'{"detail": "Too many requests"}', times=10)
+
+    with pytest.raises(RateLimited) as caught:
+        await run(fal, "remove_background", photo("chelsea.png"))
+
+    assert caught.value.retry_after is None
+    assert isinstance(caught.value, BackendError)
 
 
 async def test_500_is_not_retried(fake_fal: FakeFal, fal: FalBackend) -> None:  # noqa: F811
@@ -281,6 +346,7 @@ async def test_a_dropped_connection_while_polling_is_retried(
     fake_fal: FakeFal,  # noqa: F811
     fal: FalBackend,
 ) -> None:
+    fake_fal.streaming = False
     fake_fal.fail("status", drop=True)
 
     out = await run(fal, "remove_background", photo("chelsea.png"))
@@ -305,6 +371,7 @@ async def test_malformed_status_cancels_the_request(
     fake_fal: FakeFal,  # noqa: F811
     fal: FalBackend,
 ) -> None:
+    fake_fal.streaming = False
     fake_fal.hold()
     fake_fal.fail("status", malformed=True)
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import CountingBackend
 from PIL import Image
 
 from nbimgprep import ImageError, ImageRef, ResultStore
+from nbimgprep.images import FileStamp
 
 
 def test_hash_is_sha256_of_file_bytes(testdata: Path) -> None:
@@ -39,8 +42,6 @@ def test_memo_makes_second_look_at_unchanged_file_a_stat(tmp_path: Path, testdat
     photo.write_bytes((testdata / "astronaut.png").read_bytes())
     first = ImageRef(photo, memo=store).sha256
     # Same bytes on disk, so a memo answer is checkable: poison the memo and see it used.
-    from nbimgprep.images import FileStamp
-
     store.put_hash(FileStamp.of(photo), "f" * 64)
     assert ImageRef(photo, memo=store).sha256 == "f" * 64
     # A change to the file (new mtime/size) is never answered from the memo.
@@ -154,3 +155,152 @@ def test_a_96_megapixel_result_is_accepted_and_101_is_not() -> None:
     assert decode_image(out.getvalue(), "big result").size == (12_000, 8_000)
     with pytest.raises(ImageError, match="megapixels"):
         decode_image(out.getvalue(), "big result", max_pixels=95_000_000)
+
+
+# -- the bytes processed are the bytes hashed ------------------------------------------------
+
+
+def solid_png(path: Path, colour: str) -> Path:
+    Image.new("RGB", (16, 16), colour).save(path)
+    return path
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_file_changed_after_hashing_is_refused_not_decoded(tmp_path: Path) -> None:
+    photo = solid_png(tmp_path / "photo.png", "red")
+    ref = ImageRef(photo)
+    hashed = ref.sha256
+    solid_png(photo, "blue")
+    with pytest.raises(ImageError, match="changed after its SHA-256 was taken") as info:
+        ref.open()
+    assert str(photo) in str(info.value)
+    assert ref.sha256 == hashed  # the identity it gave out is never silently swapped
+    fresh = ImageRef(photo)
+    assert fresh.sha256 == sha256_of(photo)
+    assert fresh.open().getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_bytes_read_first_are_the_ones_hashed_decoded_and_sent(tmp_path: Path) -> None:
+    photo = solid_png(tmp_path / "photo.png", "red")
+    red_hash = sha256_of(photo)
+    ref = ImageRef(photo)
+    ref.open()
+    solid_png(photo, "blue")  # after the read: this ImageRef is the red image, throughout
+    assert ref.sha256 == red_hash
+    data, _ = ref.upload_bytes()
+    assert hashlib_hex(data) == red_hash
+    assert ref.open().getpixel((0, 0)) == (255, 0, 0)
+
+
+def hashlib_hex(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+class RewritingMemo:
+    """The store's hash memo, plus a user who saves a new version of the photo right after
+    nbimgprep hashed it (before the miss is processed)."""
+
+    def __init__(self, store: ResultStore, photo: Path, colour: str) -> None:
+        self.store, self.photo, self.colour = store, photo, colour
+
+    def get_hash(self, stamp: FileStamp) -> str | None:
+        return self.store.get_hash(stamp)
+
+    def put_hash(self, stamp: FileStamp, sha256: str) -> None:
+        self.store.put_hash(stamp, sha256)
+        solid_png(self.photo, self.colour)
+
+
+def assert_every_entry_is_made_from_its_image(store: ResultStore, colours: dict[str, str]) -> None:
+    """Each entry's result has the colour of the input whose hash it is stored under."""
+    from PIL import ImageColor
+
+    for entry in store.entries():
+        with Image.open(entry.path) as result:
+            got = result.convert("RGB").getpixel((0, 0))
+        assert got == ImageColor.getrgb(colours[entry.image_hash]), entry
+
+
+async def test_a_file_changed_between_hashing_and_processing_stores_nothing_wrong(
+    tmp_path: Path, counting_backend: CountingBackend
+) -> None:
+    from nbimgprep import Processor
+
+    proc = Processor(counting_backend, cache_dir=tmp_path / "cache")
+    photo = solid_png(tmp_path / "photo.png", "red")
+    colours = {sha256_of(photo): "red"}
+    ref = ImageRef(photo, memo=RewritingMemo(proc.store, photo, "blue"))
+    with pytest.raises(ImageError, match="changed after its SHA-256 was taken"):
+        await proc.run("upscale", ref)
+    assert proc.store.entries() == []  # nothing stored under the red hash
+    colours[sha256_of(photo)] = "blue"
+    result = await proc.run("upscale", photo)  # run again: the file as it is now
+    assert not result.cache_hit and result.image_hash == sha256_of(photo)
+    assert_every_entry_is_made_from_its_image(proc.store, colours)
+
+
+class RewritingBackend(CountingBackend):
+    """A backend during whose call the user saves a new version of the input file."""
+
+    def __init__(self, photo: Path, colour: str) -> None:
+        super().__init__()
+        self.photo, self.colour = photo, colour
+
+    async def run(self, operation: Any, image: ImageRef, *args: Any, **kwargs: Any) -> Any:
+        solid_png(self.photo, self.colour)
+        return await super().run(operation, image, *args, **kwargs)
+
+
+async def test_a_file_changed_during_the_backend_call_is_stored_as_it_was_hashed(
+    tmp_path: Path,
+) -> None:
+    from nbimgprep import Processor
+
+    photo = solid_png(tmp_path / "photo.png", "red")
+    colours = {sha256_of(photo): "red"}
+    proc = Processor(RewritingBackend(photo, "blue"), cache_dir=tmp_path / "cache")
+    first = await proc.run("upscale", photo)
+    assert first.image.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+    colours[sha256_of(photo)] = "blue"
+    second = await proc.run("upscale", photo)  # the blue file: a new image, a miss
+    assert not second.cache_hit and second.image_hash != first.image_hash
+    assert_every_entry_is_made_from_its_image(proc.store, colours)
+
+
+async def test_a_hit_costs_a_stat_and_no_read(
+    tmp_path: Path, counting_backend: CountingBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    from nbimgprep import Processor
+
+    proc = Processor(counting_backend, cache_dir=tmp_path / "cache")
+    photo = solid_png(tmp_path / "photo.png", "red")
+    await proc.run("upscale", photo)
+    real_open = io.open
+
+    def guarded_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        assert Path(str(file)).resolve() != photo.resolve(), "the input file was read"
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", guarded_open)
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    assert (await proc.run("upscale", photo)).cache_hit
+    assert counting_backend.calls == 1
+
+
+def test_a_crop_of_a_crop_and_a_copy_of_a_crop_keep_their_identity(testdata: Path) -> None:
+    photo = ImageRef(testdata / "astronaut.png")
+    inner = photo.crop((100, 50, 200, 150)).crop((10, 20, 30, 40))
+    assert inner.size == (30, 40)
+    assert inner.open().getpixel((0, 0)) == photo.open().getpixel((110, 70))
+    copy = ImageRef(inner)
+    assert (copy.sha256, copy.name, copy.size) == (inner.sha256, inner.name, (30, 40))
+    assert copy.path is None and photo.path == testdata / "astronaut.png"

@@ -3,33 +3,58 @@
 Hashing is streamed and never decodes: a cache hit on an unchanged file costs one
 ``stat()`` and a memo lookup, however large the file. Decoding happens only when pixels are
 needed (a miss, a crop, a preview), and that is where bad input is caught and named.
+
+The bytes processed are the bytes hashed: when a file's bytes are read to be decoded or
+sent, they are hashed again and must match the hash the cache key was made from. A file
+that changed in between is refused (nothing is processed or stored under the old hash).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
+import numbers
 import os
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import singledispatch
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol, cast
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from .errors import ImageError
+from .pixels import (
+    MAX_PIXELS,
+    check_size,
+    content_type_of,
+    decode_image,
+    encode_png,
+    normalize_mode,
+    pillow_quiet,
+    probe,
+)
 
-__all__ = ["MAX_PIXELS", "HashMemo", "ImageRef", "FileStamp", "decode_image", "sha256_stream"]
+__all__ = [
+    "MAX_PIXELS",
+    "FileStamp",
+    "HashMemo",
+    "ImageRef",
+    "content_type_of",
+    "decode_image",
+    "encode_png",
+    "sha256_stream",
+]
 
-#: Largest image, input or result, that nbimgprep decodes: 100 megapixels.
-MAX_PIXELS = 100_000_000
 CHUNK = 1 << 20
 CROP_IDENTITY = b"nbimgprep-crop-v1"
 # Formats a model endpoint accepts as they are; anything else is sent as PNG.
 PASSTHROUGH_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 PASSTHROUGH_MODES = {"RGB", "RGBA", "L", "LA", "P"}
+# What stat(), resolve() and open() raise for paths that cannot be read, besides OSError:
+# ValueError (an embedded NUL byte), RuntimeError (a symlink loop on some Pythons).
+PATH_ERRORS = (OSError, ValueError, RuntimeError)
 
 Box = tuple[int, int, int, int]
 
@@ -65,65 +90,18 @@ def sha256_stream(stream: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def decode_image(data: bytes | Path, label: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode, check and turn upright: the one place bad pixels are caught.
+@dataclass(frozen=True, eq=False)
+class _Origin:
+    """Everything an :class:`ImageRef` is made from: where its pixels come from (a file, encoded
+    bytes, or a function that renders them) and what is already known about them."""
 
-    Rejects empty, non-image, truncated and oversized inputs with an :class:`ImageError`
-    naming ``label``. Returns an image in RGB, RGBA, L or LA, EXIF orientation applied.
-    """
-    if isinstance(data, bytes) and not data:
-        raise ImageError(f"{label}: the file is empty (0 bytes).")
-    source: Any = io.BytesIO(data) if isinstance(data, bytes) else data
-    try:
-        with warnings.catch_warnings():
-            # We enforce our own cap (max_pixels) below; Pillow's warning starts at 89 MP,
-            # under the 100 MP a 4x upscale may legitimately produce.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(source)
-            w, h = img.size
-            if w * h > max_pixels:
-                raise ImageError(
-                    f"{label}: {w}x{h} is {w * h / 1e6:.0f} megapixels, more than the "
-                    f"{max_pixels / 1e6:.0f} MP nbimgprep accepts (a decompression bomb, or a "
-                    "photo to downscale first)."
-                )
-            img.load()
-    except ImageError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ImageError(
-            f"{label}: refused, larger than the {max_pixels / 1e6:.0f} megapixels nbimgprep "
-            f"accepts; Pillow flags it as a possible decompression bomb ({exc})"
-        ) from None
-    except UnidentifiedImageError:
-        raise ImageError(
-            f"{label}: not an image Pillow can read (is it really a JPEG/PNG/WebP?)."
-        ) from None
-    except FileNotFoundError:
-        raise ImageError(f"{label}: no such file.") from None
-    except OSError as exc:
-        raise ImageError(f"{label}: the image data is damaged or truncated ({exc}).") from None
-    return normalize_mode(ImageOps.exif_transpose(img))
-
-
-def normalize_mode(img: Image.Image) -> Image.Image:
-    """CMYK, 16-bit, palette and other modes become RGB/RGBA/L/LA (palette alpha kept)."""
-    if img.mode in ("RGB", "RGBA", "L", "LA"):
-        return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return img.point(lambda v: v / 256).convert("L") if img.mode != "F" else img.convert("L")
-    if img.mode == "P":
-        return img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("PA", "RGBa", "La"):
-        return img.convert("RGBA")
-    return img.convert("RGB")
-
-
-def encode_png(img: Image.Image) -> bytes:
-    """PNG bytes of ``img``, no metadata: deterministic for the same pixels."""
-    out = io.BytesIO()
-    img.save(out, format="PNG", compress_level=6)
-    return out.getvalue()
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+    image: Image.Image | None = None
+    render: Callable[[], Image.Image] | None = None
+    sha256: str | None = None
+    memo: HashMemo | None = None
 
 
 class ImageRef:
@@ -136,22 +114,21 @@ class ImageRef:
 
     def __init__(
         self,
-        source: str | os.PathLike[str] | bytes | Image.Image | IO[bytes] | ImageRef,
+        source: str | os.PathLike[str] | bytes | Image.Image | IO[bytes] | ImageRef | _Origin,
         *,
         memo: HashMemo | None = None,
         name: str | None = None,
     ) -> None:
-        if isinstance(source, ImageRef):
-            self.__dict__.update(source.__dict__)
-            return
-        self._path: Path | None = None
-        self._data: bytes | None = None
-        self._sha256: str | None = None
-        self._image: Image.Image | None = None
-        self._memo = memo
-        self._render: Callable[[], Image.Image] | None = None
-        _load_source(source, self)
-        self.name: str = name or self.__dict__.get("name") or self._default_name()
+        # The one constructor: every loader, and crop, describes the image as an _Origin
+        # (private: users pass one of the sources above).
+        origin = _origin_of(source)
+        self._path = origin.path
+        self._data = origin.data
+        self._image = origin.image
+        self._render = origin.render
+        self._sha256 = origin.sha256
+        self._memo = memo if memo is not None else origin.memo
+        self.name: str = name or origin.name
 
     # -- identity -----------------------------------------------------------------------
 
@@ -159,7 +136,10 @@ class ImageRef:
     def sha256(self) -> str:
         """Hex SHA-256 of the encoded bytes (for a crop: of its parent and box)."""
         if self._sha256 is None:
-            self._sha256 = self._compute_hash()
+            if self._path is None:
+                self._sha256 = hashlib.sha256(self.data).hexdigest()
+            else:
+                self._sha256 = self._hash_file(self._path)
         return self._sha256
 
     @property
@@ -167,26 +147,41 @@ class ImageRef:
         """The file this image was read from, if any."""
         return self._path
 
-    def _compute_hash(self) -> str:
-        if self._path is None:
-            return hashlib.sha256(self.data).hexdigest()
-        try:
-            stamp = FileStamp.of(self._path)
-        except FileNotFoundError:
-            raise ImageError(f"{self.name}: no such file.") from None
-        except OSError as exc:
-            raise ImageError(f"{self.name}: cannot read the file ({exc.strerror}).") from None
+    def _hash_file(self, path: Path) -> str:
+        """The memo's answer for an unchanged file (one stat, no read), else a streamed hash."""
+        stamp = self._stamp(path)
         if stamp.size == 0:
             raise ImageError(f"{self.name}: the file is empty (0 bytes).")
         if self._memo is not None:
             known = self._memo.get_hash(stamp)
             if known is not None:
                 return known
-        with self._path.open("rb") as f:
-            digest = sha256_stream(f)
-        if self._memo is not None:
-            self._memo.put_hash(stamp, digest)
+        try:
+            with path.open("rb") as f:
+                digest = sha256_stream(f)
+        except PATH_ERRORS as exc:
+            raise self._unreadable(exc) from None
+        self._remember(path, stamp, digest)
         return digest
+
+    def _stamp(self, path: Path) -> FileStamp:
+        try:
+            return FileStamp.of(path)
+        except PATH_ERRORS as exc:
+            raise self._unreadable(exc) from None
+
+    def _remember(self, path: Path, stamp: FileStamp, digest: str) -> None:
+        """Memo ``digest`` for ``stamp`` only if the file did not change while it was read."""
+        if self._memo is not None and self._stamp(path) == stamp:
+            self._memo.put_hash(stamp, digest)
+
+    def _unreadable(self, exc: BaseException) -> ImageError:
+        if isinstance(exc, FileNotFoundError):
+            return ImageError(f"{self.name}: no such file.")
+        if isinstance(exc, IsADirectoryError):
+            return ImageError(f"{self.name}: is a folder, not an image file.")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return ImageError(f"{self.name}: cannot read the file ({reason}).")
 
     def _default_name(self) -> str:
         if self._path is not None:
@@ -197,25 +192,42 @@ class ImageRef:
 
     @property
     def data(self) -> bytes:
-        """The encoded bytes (read from the file on first use)."""
+        """The encoded bytes (read from the file once, on first use, and checked against
+        :attr:`sha256`)."""
         if self._data is None:
             if self._path is not None:
-                try:
-                    self._data = self._path.read_bytes()
-                except FileNotFoundError:
-                    raise ImageError(f"{self.name}: no such file.") from None
+                self._data = self._read_file(self._path)
             else:
-                assert self._render is not None
                 self._data = encode_png(self.open())
         return self._data
+
+    def _read_file(self, path: Path) -> bytes:
+        """The file's bytes, whose hash must be the one already given out, if any."""
+        stamp = self._stamp(path)
+        try:
+            data = path.read_bytes()
+        except PATH_ERRORS as exc:
+            raise self._unreadable(exc) from None
+        if not data:
+            raise ImageError(f"{self.name}: the file is empty (0 bytes).")
+        digest = hashlib.sha256(data).hexdigest()
+        if self._sha256 is not None and digest != self._sha256:
+            self._remember(path, stamp, digest)  # so the next look sees the file as it is now
+            raise ImageError(
+                f"{self.name}: the file changed after its SHA-256 was taken (the cache key "
+                f"was made from {self._sha256[:12]}, the file now hashes to {digest[:12]}); "
+                "nothing was processed or cached. Run again to process the file as it is now."
+            )
+        if self._sha256 is None:
+            self._sha256 = digest
+            self._remember(path, stamp, digest)
+        return data
 
     def open(self) -> Image.Image:
         """The upright, decoded image (RGB, RGBA, L or LA); checked once, then kept."""
         if self._image is None:
             if self._render is not None:
                 self._image = self._render()
-            elif self._path is not None and self._data is None:
-                self._image = decode_image(self._path, self.name)
             else:
                 self._image = decode_image(self.data, self.name)
         return self._image
@@ -229,12 +241,7 @@ class ImageRef:
         """Bytes and content type to send to a model: the file itself where a model reads it
         as we see it, an upright PNG otherwise (EXIF-rotated, CMYK, 16-bit, other formats)."""
         if self._render is None:
-            try:
-                with Image.open(io.BytesIO(self.data)) as probe:
-                    fmt, mode = probe.format, probe.mode
-                    orientation = probe.getexif().get(0x0112, 1)
-            except (OSError, UnidentifiedImageError):
-                fmt, mode, orientation = None, None, 1
+            fmt, mode, orientation = probe(self.data)
             if fmt in PASSTHROUGH_FORMATS and mode in PASSTHROUGH_MODES and orientation == 1:
                 self.open()  # validate before anything leaves the machine
                 return self.data, PASSTHROUGH_FORMATS[fmt]
@@ -248,7 +255,7 @@ class ImageRef:
         Its identity is derived from this image's hash and the box, so cropping the same
         region again is a cache hit, and a crop never shares a hash with its parent.
         """
-        x, y, w, h = (int(v) for v in box)
+        x, y, w, h = self._whole_box(box)
         width, height = self.size
         if w <= 0 or h <= 0:
             raise ImageError(
@@ -259,64 +266,131 @@ class ImageRef:
                 f"{self.name}: crop box {box} is not inside the {width}x{height} image."
             )
         parent = self
-        child = ImageRef.__new__(ImageRef)
-        child._path = None
-        child._data = None
-        child._image = None
-        child._memo = None
-        child._render = lambda: parent.open().crop((x, y, x + w, y + h))
-        child._sha256 = hashlib.sha256(
-            b"\0".join([CROP_IDENTITY, parent.sha256.encode(), f"{x},{y},{w},{h}".encode()])
-        ).hexdigest()
-        child.name = f"{self.name} cropped to {(x, y, w, h)}"
-        return child
+
+        def render() -> Image.Image:
+            with pillow_quiet():
+                return parent.open().crop((x, y, x + w, y + h))
+
+        identity = b"\0".join([CROP_IDENTITY, self.sha256.encode(), f"{x},{y},{w},{h}".encode()])
+        return ImageRef(
+            _Origin(
+                name=f"{self.name} cropped to {(x, y, w, h)}",
+                render=render,
+                sha256=hashlib.sha256(identity).hexdigest(),
+            )
+        )
+
+    def _whole_box(self, box: object) -> Box:
+        """``box`` as four ints, or an ImageError saying what a crop box is."""
+        wrong = ImageError(
+            f"{self.name}: crop box {box!r} is not four whole numbers (x, y, width, height) "
+            "in pixels of the upright image, e.g. ref.crop((0, 0, 100, 100))."
+        )
+        try:
+            values = tuple(cast(Iterable[object], box))
+        except TypeError:
+            raise wrong from None
+        if len(values) != 4:
+            raise wrong
+        whole: list[int] = []
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise wrong
+            if isinstance(value, numbers.Integral):
+                whole.append(int(value))
+                continue
+            number = float(value)
+            if not math.isfinite(number) or not number.is_integer():
+                raise wrong
+            whole.append(int(number))
+        return whole[0], whole[1], whole[2], whole[3]
+
+    def _as_origin(self) -> _Origin:
+        return _Origin(
+            name=self.name,
+            path=self._path,
+            data=self._data,
+            image=self._image,
+            render=self._render,
+            sha256=self._sha256,
+            memo=self._memo,
+        )
 
     def __repr__(self) -> str:
         short = self._sha256[:12] if self._sha256 else "not hashed yet"
         return f"<ImageRef {self.name!r} sha256={short}>"
 
 
+# -- loaders: one per kind of source, each describing the image as an _Origin ---------------
+
+
 @singledispatch
-def _load_source(source: object, ref: ImageRef) -> None:
+def _origin_of(source: object) -> _Origin:
     raise ImageError(
         f"Cannot use a {type(source).__name__} as an image: pass a path, bytes, a PIL image "
         "or a binary file object."
     )
 
 
-@_load_source.register(str)
-@_load_source.register(os.PathLike)
-def _(source: str | os.PathLike[str], ref: ImageRef) -> None:
-    path = Path(source).expanduser()
-    if path.is_dir():
+@_origin_of.register
+def _(source: _Origin) -> _Origin:
+    return source
+
+
+@_origin_of.register
+def _(source: ImageRef) -> _Origin:
+    return source._as_origin()
+
+
+@_origin_of.register(str)
+@_origin_of.register(os.PathLike)
+def _(source: str | os.PathLike[str]) -> _Origin:
+    try:
+        path = Path(source).expanduser()
+        is_dir = path.is_dir()
+    except PATH_ERRORS as exc:
+        raise ImageError(f"{source!r}: not a usable path ({exc}).") from None
+    except TypeError:  # an os.PathLike whose __fspath__ gives bytes
+        raise ImageError(f"{source!r}: pass the path as a str or pathlib.Path.") from None
+    if is_dir:
         raise ImageError(f"{path}: is a folder, not an image file.")
-    ref._path = path
+    return _Origin(name=str(path), path=path)
 
 
-@_load_source.register(bytes)
-@_load_source.register(bytearray)
-@_load_source.register(memoryview)
-def _(source: bytes, ref: ImageRef) -> None:
-    ref._data = bytes(source)
-    if not ref._data:
+@_origin_of.register(bytes)
+@_origin_of.register(bytearray)
+@_origin_of.register(memoryview)
+def _(source: bytes | bytearray | memoryview) -> _Origin:
+    data = bytes(source)
+    if not data:
         raise ImageError("image from memory: the bytes are empty.")
+    return _Origin(name="image from memory", data=data)
 
 
-@_load_source.register(Image.Image)
-def _(source: Image.Image, ref: ImageRef) -> None:
-    ref._image = normalize_mode(source.copy())
-    ref._data = encode_png(ref._image)
+@_origin_of.register
+def _(source: Image.Image) -> _Origin:
+    label = "PIL image"
+    check_size(source.size, label)
+    try:
+        image = normalize_mode(source.copy(), label)
+    except ImageError:
+        raise
+    except Exception as exc:  # a lazily opened image whose file is closed or damaged
+        raise ImageError(f"{label}: its pixels cannot be read ({exc}).") from None
+    return _Origin(name="image from memory", data=encode_png(image), image=image)
 
 
-@_load_source.register(io.IOBase)
-def _(source: IO[bytes], ref: ImageRef) -> None:
-    data = source.read()
+@_origin_of.register(io.IOBase)
+def _(source: IO[bytes]) -> _Origin:
+    label = getattr(source, "name", None)
+    label = label if isinstance(label, str) else "file object"
+    try:
+        data = source.read()
+    except (OSError, ValueError) as exc:  # closed, not readable, ...
+        raise ImageError(f"{label}: cannot read the file object ({exc}).") from None
     if isinstance(data, str):
         raise ImageError("A text file object was given: open the image with open(path, 'rb').")
-    ref._data = data
     if not data:
-        label = getattr(source, "name", "file object")
         raise ImageError(f"{label}: the file is empty (0 bytes).")
-    name = getattr(source, "name", None)
-    if isinstance(name, str):
-        ref.name = name
+    name = label if label != "file object" else "image from memory"
+    return _Origin(name=name, data=bytes(data))

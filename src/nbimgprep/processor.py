@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import io
 import os
 import tempfile
 import threading
@@ -28,7 +27,7 @@ from .backends import Backend, BackendOutput, make_backend
 from .batch import Sources
 from .batch_results import Batch, Plan
 from .errors import ImageError, InvalidResult, OperationError, ProcessingCancelled, StoreError
-from .images import MAX_PIXELS, ImageRef, decode_image
+from .images import MAX_PIXELS, ImageRef, content_type_of, decode_image
 from .operations import Endpoint, Operation, cache_key, get_operation
 from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source, Tier
 from .shared import SharedLink, SharedTier
@@ -337,10 +336,7 @@ class Processor:
             width, height = decode_image(output.data, label).size
         except ImageError as exc:
             raise InvalidResult(f"{exc} Nothing was cached; try again.") from None
-        from PIL import Image
-
-        with Image.open(io.BytesIO(output.data)) as header:  # reads the header only
-            content_type = Image.MIME.get(header.format or "", output.content_type)
+        content_type = content_type_of(output.data) or output.content_type
         image = request.image
         try:
             meta = ResultMeta(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .images import ImageRef
+from .pixels import open_image
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -65,9 +66,7 @@ class Result:
     @cached_property
     def image(self) -> Image.Image:
         """The result as a PIL image (read from :attr:`path` on first access)."""
-        from PIL import Image
-
-        img: Image.Image = Image.open(self.path)
+        img = open_image(self.path)  # no bomb warning for a result inside our 100 MP cap
         img.load()
         return img
 

@@ -164,7 +164,7 @@ class FalBackend:
         logger.debug("%s submitted", call.where())
         try:
             report("queued", position=None)
-            completed = await follow(handle, call, report)
+            completed = await follow(handle, call, report, clients.http)
             result = await fetch_result(handle, completed, call)
             call.live = False
         finally:
