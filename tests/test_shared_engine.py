@@ -110,6 +110,8 @@ def test_two_writers_of_one_key_at_once_leave_an_intact_hit_for_a_third(
     url = s3_server.new_url()
     env = {**os.environ, **s3_server.environ(), "NBIMGPREP_CACHE_URL": url}
     env["NBIMGPREP_CACHE_TIMEOUT"] = str(SLOW_MACHINE)
+    barrier = tmp_path / "barrier"  # both writers miss the tier, then compute and write at once
+    barrier.mkdir()
     writers = [
         subprocess.Popen(
             [
@@ -118,8 +120,8 @@ def test_two_writers_of_one_key_at_once_leave_an_intact_hit_for_a_third(
                 str(tmp_path / name),
                 str(photos["astronaut"]),
                 "--noisy",
-                "--delay",
-                "1.0",
+                "--barrier",
+                str(barrier),
             ],
             env=env,
             stdout=subprocess.PIPE,

@@ -91,6 +91,18 @@ class SharedTier:
     def __repr__(self) -> str:
         return f"SharedTier({self.url!r})"
 
+    def filesystem(self) -> Any:
+        """This process's s3fs filesystem (the maintenance commands list and delete with it)."""
+        return self._fs.get()
+
+    def forget_outage(self) -> None:
+        """Try the tier again at once, without waiting out ``retry_after`` (after a fix)."""
+        OUTAGES.forget(self.url)
+
+    def explain(self, exc: BaseException) -> str:
+        """A failure in words fit to show: no secret, one line."""
+        return self._reason(exc)
+
     # -- names ------------------------------------------------------------------------------
 
     def record_path(self, key: str) -> str:
