@@ -83,7 +83,7 @@ def list_records(tier: SharedTier) -> SharedListing:
     try:
         names = _files(fs, tier.location.path("records"))
         blobs = fs.find(tier.location.path("blobs"), detail=True)
-        raw = fs.cat(list(names), on_error="omit") if names else {}
+        raw = fs.cat(list(names), on_error="omit", max_concurrency=1) if names else {}
     except FileNotFoundError:
         names, blobs, raw = {}, {}, {}
     except Exception as exc:
