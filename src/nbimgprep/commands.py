@@ -4,18 +4,22 @@ Each function takes the store (or, for ``run``, a processor) and the options as 
 returns a report from :mod:`nbimgprep.reports`. They never print and never exit: the magic
 displays the report, the command line prints it and exits with ``report.exit_code``.
 Errors are :class:`~nbimgprep.errors.NbimgprepError`; each face decides how to show them.
-:func:`execute` maps a parsed command line (:mod:`nbimgprep.arguments`) onto these functions.
+:func:`execute` maps a parsed command line (:mod:`nbimgprep.arguments`) onto these functions,
+and :func:`open_store` opens the store they work on: only ``import`` (and ``run``, through its
+processor) may create one; the others say there is none rather than leave an empty store behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ImageError, NbimgprepError
+from .errors import ImageError, NbimgprepError, NotInCache, StoreError, StoreNotFound
 from .formatting import format_size
 from .images import ImageRef
 from .reports import (
@@ -32,7 +36,7 @@ from .reports import (
     RunSummary,
     VerifySummary,
 )
-from .store import DEFAULT_MAX_AGE_DAYS
+from .store import CACHE_DIR_ENV, DEFAULT_MAX_AGE_DAYS
 
 if TYPE_CHECKING:
     from .processor import Processor
@@ -46,6 +50,7 @@ __all__ = [
     "import_legacy",
     "inspect",
     "list_entries",
+    "open_store",
     "remove",
     "run",
     "stats",
@@ -54,6 +59,65 @@ __all__ = [
 
 #: A clean that would remove more entries than this needs ``--yes``.
 CLEAN_CONFIRM_LIMIT = 10
+#: The subcommands that may create a store where there is none (``run`` makes its own).
+_CREATES_STORE = frozenset({"import"})
+_SETTING = f"--cache-dir, {CACHE_DIR_ENV} or %config ImgCacheMagics.cache_dir"
+
+
+def open_store(
+    cache_dir: str | os.PathLike[str] | None = None, *, create: bool = True
+) -> ResultStore:
+    """The store at ``cache_dir`` (``None``: ``$NBIMGPREP_CACHE_DIR`` or ``./.cache/nbimgprep``).
+
+    Every way this can go wrong is a :class:`StoreError` naming the folder: an empty string
+    (which would otherwise mean the working directory), a file, a folder that cannot be
+    created or opened, and, with ``create=False``, a folder that holds no store
+    (:class:`StoreNotFound`; nothing is created there).
+    """
+    from .store import ResultStore, default_cache_dir
+
+    root = default_cache_dir() if cache_dir is None else _user_path(cache_dir, "cache directory")
+    try:
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"The cache directory {root} is a file; give a folder ({_SETTING}).")
+        if not create and not _holds_store(root):
+            raise StoreNotFound(
+                f"No nbimgprep cache at {root}: nothing has been cached there, and nothing was "
+                f"created. Check the cache directory ({_SETTING}), or process an image first."
+            )
+        return ResultStore(root)
+    except StoreError:
+        raise
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(
+            f"Cannot open the cache at {root} ({_reason(exc)}). Check the folder and its "
+            f"permissions, or give another one ({_SETTING})."
+        ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    """``"Permission denied"``: what the OS said, without repeating the path."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _user_path(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as typed by the user, ``~`` expanded; an empty one, or one with a NUL
+    character (which no file system accepts), is a :class:`StoreError` naming ``what``."""
+    text = os.fspath(path)
+    if not text.strip():
+        raise StoreError(
+            f"The {what} is an empty string. Give a folder ({_SETTING}), e.g. .cache/nbimgprep."
+            if what == "cache directory"
+            else f"The {what} is empty; give the path of the file."
+        )
+    if "\0" in text:
+        raise StoreError(f"The {what} {text!r} contains a NUL character; no file can be named so.")
+    return Path(text).expanduser()
+
+
+def _holds_store(root: Path) -> bool:
+    """Whether ``root`` holds a store: its index, or the sidecars the index is rebuilt from."""
+    return (root / "index.sqlite").exists() or (root / "entries").is_dir()
 
 
 def list_entries(
@@ -84,9 +148,9 @@ def _count(per_op: Any) -> int | None:
 
 def inspect(store: ResultStore, query: str, *, now: float | None = None) -> CacheInspection:
     """``inspect``: every entry of the image named by a key prefix, hash prefix or file."""
-    entries = store.find(query)
+    entries = _find(store, query)
     query_path = Path(query).expanduser()
-    given = query_path if query_path.is_file() else None
+    given = query_path if query_path.is_file() else None  # _find read it: the OS accepts it
     groups: dict[str, list[Entry]] = {}
     for entry in entries:
         groups.setdefault(entry.image_hash, []).append(entry)
@@ -113,6 +177,19 @@ def _input_on_disk(
         except (ImageError, OSError):
             continue
     return None
+
+
+def _find(store: ResultStore, query: str) -> list[Entry]:
+    """``store.find``, with a query the OS refuses as a path (too long, say) named as such."""
+    try:
+        return store.find(query)
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise NotInCache(
+            f"{query!r} is not a cache key, an image hash or a path of an image file "
+            f"({_reason(exc)})."
+        ) from None
 
 
 def stats(store: ResultStore) -> CacheStats:
@@ -174,7 +251,7 @@ def _criteria(max_age_days: float | None, max_size: int | None, missing: bool) -
 
 def remove(store: ResultStore, query: str, *, now: float | None = None) -> RemovalSummary:
     """``rm``: delete the entry with this key, or every entry of the image with this hash."""
-    removed = [e for e in (store.delete(entry.key) for entry in store.find(query)) if e]
+    removed = [e for e in (store.delete(entry.key) for entry in _find(store, query)) if e]
     return RemovalSummary(query, removed, now=_now(now))
 
 
@@ -187,19 +264,54 @@ def export(store: ResultStore, path: str | Path, *, format: str = "legacy") -> E
     """``export``: the original app's JSON cache file, newest entry per image and operation."""
     if format != "legacy":
         raise NbimgprepError(f"Unknown export format {format!r}; the only format is 'legacy'.")
-    target = Path(path).expanduser()
-    return ExportSummary(target, store.export_legacy_json(target), format)
+    target = _user_path(path, "export path")
+    try:
+        if target.is_dir():
+            raise StoreError(
+                f"{target} is a folder; give the path of the JSON file to write, e.g. "
+                f"{target / 'image-processing-cache.json'}."
+            )
+        if target.resolve().is_relative_to(store.root.resolve()):
+            raise StoreError(
+                f"{target} is inside the store ({store.root}); write the export somewhere else."
+            )
+        count = store.export_legacy_json(target)
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot write {target} ({_reason(exc)}); choose a writable place for it."
+        ) from None
+    return ExportSummary(target, count, format)
 
 
 def import_legacy(
     store: ResultStore, path: str | Path, *, root: str | Path | None = None
 ) -> ImportSummary:
     """``import``: copy the results of an original-app cache file into the store."""
-    source = Path(path).expanduser()
-    if not source.is_file():
-        raise NbimgprepError(f"{source}: no such file; give the path of the JSON cache file.")
-    root_path = Path(root).expanduser() if root is not None else None
-    return ImportSummary(source, store.import_legacy_json(source, root=root_path))
+    source = _user_path(path, "legacy cache file")
+    root_path = _user_path(root, "--root folder") if root is not None else None
+    try:
+        if source.is_dir():
+            raise StoreError(f"{source} is a folder; give the path of the JSON cache file.")
+        if not source.is_file():
+            raise StoreError(f"{source}: no such file; give the path of the JSON cache file.")
+        if root_path is not None and not root_path.is_dir():
+            raise StoreError(
+                f"--root {root_path}: no such folder; give the folder the paths live in."
+            )
+        outcome = store.import_legacy_json(source, root=root_path)
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"Cannot import {source} ({_reason(exc)}).") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise StoreError(
+            f"{source}: not a cache file of the original app ({exc}); it should be "
+            '{image_hash: {"bgRemoved": path, "upscaled": path, "faceDetailed": path, '
+            '"timestamp": ms}}.'
+        ) from None
+    return ImportSummary(source, outcome)
 
 
 def run(
@@ -229,7 +341,7 @@ def run(
 def execute(
     args: argparse.Namespace,
     *,
-    store: Callable[[], ResultStore],
+    store: Callable[[bool], ResultStore],
     processor: Callable[[], Processor],
     default_max_age_days: float = DEFAULT_MAX_AGE_DAYS,
     on_item: Callable[[RunItem], None] | None = None,
@@ -237,7 +349,8 @@ def execute(
     """Call the function ``args.command`` names with the parsed options.
 
     ``store`` and ``processor`` are factories, so a cache command never builds a processor
-    (which picks a backend) and ``run`` opens no second store.
+    (which picks a backend) and ``run`` opens no second store. ``store(create)`` is told
+    whether the command may create a store (only ``import`` may; see :func:`open_store`).
     """
     command = args.command
     if command == "run":
@@ -249,7 +362,7 @@ def execute(
             refresh=args.refresh,
             on_item=on_item,
         )
-    s = store()
+    s = store(command in _CREATES_STORE)
     if command == "list":
         return list_entries(s, op=args.op, limit=args.limit, sort=args.sort)
     if command == "inspect":
