@@ -12,14 +12,12 @@ processor) may create one; the others say there is none rather than leave an emp
 from __future__ import annotations
 
 import argparse
-import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ImageError, NbimgprepError, NotInCache, StoreError, StoreNotFound
+from .errors import ImageError, NbimgprepError, NotInCache, StoreError
 from .formatting import format_size
 from .images import ImageRef
 from .reports import (
@@ -37,7 +35,8 @@ from .reports import (
     RunSummary,
     VerifySummary,
 )
-from .store import CACHE_DIR_ENV, DEFAULT_MAX_AGE_DAYS
+from .store import DEFAULT_MAX_AGE_DAYS
+from .store_paths import open_store, os_reason, user_path
 
 if TYPE_CHECKING:
     from .batch_results import BatchItem
@@ -63,63 +62,6 @@ __all__ = [
 CLEAN_CONFIRM_LIMIT = 10
 #: The subcommands that may create a store where there is none (``run`` makes its own).
 _CREATES_STORE = frozenset({"import"})
-_SETTING = f"--cache-dir, {CACHE_DIR_ENV} or %config ImgCacheMagics.cache_dir"
-
-
-def open_store(
-    cache_dir: str | os.PathLike[str] | None = None, *, create: bool = True
-) -> ResultStore:
-    """The store at ``cache_dir`` (``None``: ``$NBIMGPREP_CACHE_DIR`` or ``./.cache/nbimgprep``).
-
-    Every way this can go wrong is a :class:`StoreError` naming the folder: an empty string
-    (which would otherwise mean the working directory), a file, a folder that cannot be
-    created or opened, and, with ``create=False``, a folder that holds no store
-    (:class:`StoreNotFound`; nothing is created there).
-    """
-    from .store import ResultStore, default_cache_dir
-
-    root = default_cache_dir() if cache_dir is None else _user_path(cache_dir, "cache directory")
-    try:
-        if root.exists() and not root.is_dir():
-            raise StoreError(f"The cache directory {root} is a file; give a folder ({_SETTING}).")
-        if not create and not _holds_store(root):
-            raise StoreNotFound(
-                f"No nbimgprep cache at {root}: nothing has been cached there, and nothing was "
-                f"created. Check the cache directory ({_SETTING}), or process an image first."
-            )
-        return ResultStore(root)
-    except StoreError:
-        raise
-    except (OSError, sqlite3.Error) as exc:
-        raise StoreError(
-            f"Cannot open the cache at {root} ({_reason(exc)}). Check the folder and its "
-            f"permissions, or give another one ({_SETTING})."
-        ) from None
-
-
-def _reason(exc: BaseException) -> str:
-    """``"Permission denied"``: what the OS said, without repeating the path."""
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-
-
-def _user_path(path: str | os.PathLike[str], what: str) -> Path:
-    """``path`` as typed by the user, ``~`` expanded; an empty one, or one with a NUL
-    character (which no file system accepts), is a :class:`StoreError` naming ``what``."""
-    text = os.fspath(path)
-    if not text.strip():
-        raise StoreError(
-            f"The {what} is an empty string. Give a folder ({_SETTING}), e.g. .cache/nbimgprep."
-            if what == "cache directory"
-            else f"The {what} is empty; give the path of the file."
-        )
-    if "\0" in text:
-        raise StoreError(f"The {what} {text!r} contains a NUL character; no file can be named so.")
-    return Path(text).expanduser()
-
-
-def _holds_store(root: Path) -> bool:
-    """Whether ``root`` holds a store: its index, or the sidecars the index is rebuilt from."""
-    return (root / "index.sqlite").exists() or (root / "entries").is_dir()
 
 
 def list_entries(
@@ -190,7 +132,7 @@ def _find(store: ResultStore, query: str) -> list[Entry]:
     except OSError as exc:
         raise NotInCache(
             f"{query!r} is not a cache key, an image hash or a path of an image file "
-            f"({_reason(exc)})."
+            f"({os_reason(exc)})."
         ) from None
 
 
@@ -266,7 +208,7 @@ def export(store: ResultStore, path: str | Path, *, format: str = "legacy") -> E
     """``export``: the original app's JSON cache file, newest entry per image and operation."""
     if format != "legacy":
         raise NbimgprepError(f"Unknown export format {format!r}; the only format is 'legacy'.")
-    target = _user_path(path, "export path")
+    target = user_path(path, "export path")
     try:
         if target.is_dir():
             raise StoreError(
@@ -282,7 +224,7 @@ def export(store: ResultStore, path: str | Path, *, format: str = "legacy") -> E
         raise
     except OSError as exc:
         raise StoreError(
-            f"Cannot write {target} ({_reason(exc)}); choose a writable place for it."
+            f"Cannot write {target} ({os_reason(exc)}); choose a writable place for it."
         ) from None
     return ExportSummary(target, count, format)
 
@@ -291,8 +233,8 @@ def import_legacy(
     store: ResultStore, path: str | Path, *, root: str | Path | None = None
 ) -> ImportSummary:
     """``import``: copy the results of an original-app cache file into the store."""
-    source = _user_path(path, "legacy cache file")
-    root_path = _user_path(root, "--root folder") if root is not None else None
+    source = user_path(path, "legacy cache file")
+    root_path = user_path(root, "--root folder") if root is not None else None
     try:
         if source.is_dir():
             raise StoreError(f"{source} is a folder; give the path of the JSON cache file.")
@@ -306,7 +248,7 @@ def import_legacy(
     except StoreError:
         raise
     except OSError as exc:
-        raise StoreError(f"Cannot import {source} ({_reason(exc)}).") from None
+        raise StoreError(f"Cannot import {source} ({os_reason(exc)}).") from None
     except (ValueError, TypeError, OverflowError) as exc:
         raise StoreError(
             f"{source}: not a cache file of the original app ({exc}); it should be "
