@@ -36,6 +36,7 @@ def test_public_names_are_pinned() -> None:
             "ResultStore",
             "SharedTierError",
             "StoreError",
+            "StoreNotFound",
             "load_ipython_extension",
             "unload_ipython_extension",
         ]

@@ -25,6 +25,7 @@ from .errors import (
     ProcessingCancelled,
     SharedTierError,
     StoreError,
+    StoreNotFound,
 )
 from .images import ImageRef
 from .operations import OPERATIONS, Endpoint
@@ -62,6 +63,7 @@ __all__ = [
     "ResultStore",
     "SharedTierError",
     "StoreError",
+    "StoreNotFound",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]

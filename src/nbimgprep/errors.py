@@ -6,6 +6,7 @@ The tree::
     ├── ImageError            the input is not an image we can process (names the input)
     ├── OperationError        unknown operation or bad parameter
     ├── StoreError            the cache store cannot be read or written
+    │   └── StoreNotFound     a read-only command pointed at a folder that holds no store
     ├── NotInCache            a key, hash prefix or path matches no cache entry
     ├── AmbiguousPrefix       a prefix matches several keys or images
     ├── ProcessingCancelled   the call was cancelled (widget Cancel, task cancel)
@@ -41,6 +42,7 @@ __all__ = [
     "SaveError",
     "SharedTierError",
     "StoreError",
+    "StoreNotFound",
 ]
 
 
@@ -141,3 +143,8 @@ class SharedTierError(NbimgprepError, ValueError):
     An unreachable, denied or slow shared tier is not an error: the call goes on from the local
     store or the backend, with one warning.
     """
+
+
+class StoreNotFound(StoreError):
+    """A command that only reads (``list``, ``stats``, ``verify``, ...) was pointed at a folder
+    that holds no store: nothing was created there. Check the cache directory setting."""
