@@ -78,6 +78,9 @@ class UsageCounter:
         """Write what was counted and stop the background thread."""
         self._closed.set()
         self._due.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
         self.flush()
 
     def _wake(self) -> None:
