@@ -218,7 +218,8 @@ def _read_document(source: Path) -> dict[str, Any]:
     except (OSError, ValueError, RecursionError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else exc
         raise StoreError(
-            f"{source}: cannot read it as the original app's cache file ({reason})."
+            f"{source}: cannot read a legacy cache file ({reason}); give the original app's "
+            "image-processing-cache.json."
         ) from None
     if not isinstance(document, dict):
         raise StoreError(
