@@ -41,6 +41,7 @@ __all__ = [
     "SaveError",
     "StoreError",
     "StoreNotFound",
+    "TagError",
 ]
 
 
@@ -137,3 +138,7 @@ class SaveError(NbimgprepError, ValueError):
 class StoreNotFound(StoreError):
     """A command that only reads (``list``, ``stats``, ``verify``, ...) was pointed at a folder
     that holds no store: nothing was created there. Check the cache directory setting."""
+
+
+class TagError(NbimgprepError, ValueError):
+    """A tag given to ``ResultStore.tag``/``untag`` is not a short, non-empty string."""

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from .entry import Entry, ResultMeta
 from .files import CACHE_DIR_ENV, DEFAULT_CACHE_FOLDER, default_cache_dir
-from .index import OperationStats, SortKey, StoreStats
+from .index import SortKey
 from .legacy import ImportOutcome
 from .maintenance import DEFAULT_MAX_AGE_DAYS, CleanOutcome, VerifyOutcome
 from .result_store import ResultStore
+from .stats import OperationStats, StoreStats
 
 __all__ = [
     "CACHE_DIR_ENV",
