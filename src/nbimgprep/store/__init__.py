@@ -10,8 +10,9 @@ Layout under the store root (``NBIMGPREP_CACHE_DIR``, default ``./.cache/nbimgpr
     tmp/                        files being written, renamed into place when complete
 
 The modules: ``entry`` (the Entry and its one field list), ``files`` (blobs, sidecars, atomic
-writes, the one unlink), ``index`` (SQLite), ``maintenance`` (clean, verify, rebuild),
-``legacy`` (the original app's JSON), ``result_store`` (the facade).
+writes, the one unlink), ``index`` (SQLite), ``stats``, ``memo`` (the file-hash memo),
+``usage`` (hit counts, batched), ``query`` (``find``), ``maintenance`` (clean, verify,
+rebuild), ``legacy`` (the original app's JSON), ``result_store`` (the facade).
 """
 
 from __future__ import annotations
