@@ -135,6 +135,7 @@ class Processor:
         *,
         refresh: bool = False,
         on_progress: ProgressCallback | None = None,
+        endpoint: str | Endpoint | None = None,
         **params: Any,
     ) -> Result:
         """Run ``operation`` on ``source`` through the cache.
@@ -142,11 +143,16 @@ class Processor:
         A hit returns at once. On a miss (or with ``refresh=True``, which replaces the
         entry) the backend is called once per key, however many callers ask at the same time.
         ``on_progress`` receives :class:`ProgressEvent` objects. Errors are never cached.
+        ``endpoint`` (an id or an :class:`Endpoint`) asks for another model than the
+        backend's own for this call; its results are keyed apart.
         """
         started = time.perf_counter()
         op = get_operation(operation)
         canonical = op.canonical_params(params)
-        endpoint = self.backend.endpoint_for(op)
+        if endpoint is None:
+            endpoint = self.backend.endpoint_for(op)
+        elif isinstance(endpoint, str):
+            endpoint = Endpoint(endpoint)
 
         def key_and_lookup() -> tuple[ImageRef, str, Entry | None]:
             # Reading, encoding and hashing the input happen here, off the event loop.
@@ -169,12 +175,34 @@ class Processor:
         *,
         refresh: bool = False,
         on_progress: ProgressCallback | None = None,
+        endpoint: str | Endpoint | None = None,
         **params: Any,
     ) -> Result:
         """:meth:`run` for plain code: scripts, and cells that prefer not to ``await``."""
         return self._loop_thread.run(
-            self.run(operation, source, refresh=refresh, on_progress=on_progress, **params)
+            self.run(
+                operation,
+                source,
+                refresh=refresh,
+                on_progress=on_progress,
+                endpoint=endpoint,
+                **params,
+            )
         )
+
+    # -- tags (a review's decisions; they never change what a lookup returns) --------------
+
+    def tag(self, result: Result, *tags: str) -> None:
+        """Add ``tags`` to ``result``'s cache entry (``proc.tag(r, "accepted")``)."""
+        self.store.tag(result.key, *tags)
+
+    def untag(self, result: Result, *tags: str) -> None:
+        """Remove ``tags`` from ``result``'s cache entry."""
+        self.store.untag(result.key, *tags)
+
+    def tagged(self, tag: str) -> set[str]:
+        """The keys of every cache entry carrying ``tag``: one query, however many."""
+        return {entry.key for entry in self.store.entries(tag=tag)}
 
     # -- batches (see nbimgprep.batch) ---------------------------------------------------
 
