@@ -27,9 +27,9 @@ from batch_cases import fresh_batch, fresh_overhead, plan_files
 from common import FULL, ROOT, SCRATCH, SMOKE, Row, Sizes, machine
 from hashing_cases import hashing
 from preview_cases import preview
-from store_cases import against_diskcache, hit_path
+from store_cases import store_figures
 
-CASES = (hit_path, against_diskcache, hashing, fresh_batch, plan_files, fresh_overhead, preview)
+CASES = (store_figures, hashing, fresh_batch, plan_files, fresh_overhead, preview)
 
 NOTES = """\
 ## Reading the figures
