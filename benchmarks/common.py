@@ -54,6 +54,8 @@ class Row:
     ratio: float
     target: str = ""
     met: bool | None = None
+    #: Why the target can be missed, and what would fix it (printed only when it is).
+    why: str = ""
 
     def cells(self) -> list[str]:
         verdict = "" if self.met is None else ("met" if self.met else "**missed**")

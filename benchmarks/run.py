@@ -16,6 +16,7 @@ against the fake fal server (batch_cases), the widget's preview (preview_cases).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -83,8 +84,9 @@ def render(rows: list[Row], sizes: Sizes, seconds: float) -> str:
         "",
         f"Measured by `benchmarks/run.py` ({kind}, {seconds:.0f} s) on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {machine()}, shared with "
-        "other work. Each figure is a ratio against a baseline measured in the same run; "
-        "absolute times are for scale only.",
+        f"other work (load average {os.getloadavg()[0]:.1f} when the run ended). Each figure "
+        "is a ratio against a baseline measured in the same run; absolute times are for scale "
+        "only.",
         "",
         "| what | nbimgprep | baseline | ratio | target | |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -95,7 +97,10 @@ def render(rows: list[Row], sizes: Sizes, seconds: float) -> str:
     missed = [row for row in rows if row.met is False]
     if missed:
         lines += ["## Targets missed", ""]
-        lines += [f"* {row.what}: {row.ours} (target {row.target})." for row in missed]
+        lines += [
+            f"* **{row.what}**: {row.ours} (target {row.target}). {row.why}".rstrip()
+            for row in missed
+        ]
         lines.append("")
     return "\n".join(lines)
 
