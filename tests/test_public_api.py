@@ -35,6 +35,7 @@ def test_public_names_are_pinned() -> None:
             "Result",
             "ResultStore",
             "StoreError",
+            "StoreNotFound",
             "load_ipython_extension",
             "unload_ipython_extension",
         ]

@@ -24,6 +24,7 @@ from .errors import (
     OperationError,
     ProcessingCancelled,
     StoreError,
+    StoreNotFound,
 )
 from .images import ImageRef
 from .operations import OPERATIONS, Endpoint
@@ -60,6 +61,7 @@ __all__ = [
     "Result",
     "ResultStore",
     "StoreError",
+    "StoreNotFound",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]

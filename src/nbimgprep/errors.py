@@ -6,6 +6,7 @@ The tree::
     ├── ImageError            the input is not an image we can process (names the input)
     ├── OperationError        unknown operation or bad parameter
     ├── StoreError            the cache store cannot be read or written
+    │   └── StoreNotFound     a read-only command pointed at a folder that holds no store
     ├── NotInCache            a key, hash prefix or path matches no cache entry
     ├── AmbiguousPrefix       a prefix matches several keys or images
     ├── ProcessingCancelled   the call was cancelled (widget Cancel, task cancel)
@@ -39,6 +40,7 @@ __all__ = [
     "RateLimited",
     "SaveError",
     "StoreError",
+    "StoreNotFound",
 ]
 
 
@@ -130,3 +132,8 @@ class BudgetExceeded(NbimgprepError):
 class SaveError(NbimgprepError, ValueError):
     """An image could not be saved where asked: an unknown format suffix, a missing folder,
     a folder that cannot be written. Nothing was written."""
+
+
+class StoreNotFound(StoreError):
+    """A command that only reads (``list``, ``stats``, ``verify``, ...) was pointed at a folder
+    that holds no store: nothing was created there. Check the cache directory setting."""
