@@ -358,8 +358,13 @@ def test_any_cache_command_line_ends_in_an_exit_code_and_a_message(
         argv += ["--cache-dir", places["store"]]  # never the working directory's store
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
+    here = os.getcwd()
+    os.chdir(Path(places["store"]).parent)  # relative paths land in the test's folder
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:
+        os.chdir(here)
     assert code in (0, 1, 2), argv
     said = out.getvalue() + err.getvalue()
     assert said.strip(), argv

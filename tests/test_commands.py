@@ -543,9 +543,11 @@ def test_execute_calls_the_function_the_command_names(store: ResultStore) -> Non
 def test_only_import_may_create_a_store(store: ResultStore, tmp_path: Path) -> None:
     from nbimgprep.arguments import cache_parser, parse
 
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text("{}")
     asked: dict[str, bool] = {}
     for argv in (["list"], ["stats"], ["verify"], ["inspect", "ab"], ["export", "x.json"],
-                 ["clean"], ["rm", "ab"], ["import", "x.json"]):  # fmt: skip
+                 ["clean"], ["rm", "ab"], ["import", str(legacy)]):  # fmt: skip
 
         def opener(create: bool, name: str = argv[0]) -> ResultStore:
             asked[name] = create
@@ -555,6 +557,15 @@ def test_only_import_may_create_a_store(store: ResultStore, tmp_path: Path) -> N
             commands.execute(parse(cache_parser(), argv), store=opener, processor=object)  # type: ignore[arg-type]
     assert [name for name, create in asked.items() if create] == ["import"]
     assert len(asked) == 8
+
+    asked.clear()
+    with pytest.raises(StoreError, match="no such file"):  # before any store is made
+        commands.execute(
+            parse(cache_parser(), ["import", str(tmp_path / "missing.json")]),
+            store=opener,
+            processor=object,  # type: ignore[arg-type]
+        )
+    assert asked == {}
 
 
 # -- opening the store: every mistake is a StoreError naming the folder -----------------------

@@ -23,6 +23,7 @@ from .errors import (
     NotInCache,
     OperationError,
     ProcessingCancelled,
+    SharedTierError,
     StoreError,
     StoreNotFound,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "ProgressEvent",
     "Result",
     "ResultStore",
+    "SharedTierError",
     "StoreError",
     "StoreNotFound",
     "load_ipython_extension",

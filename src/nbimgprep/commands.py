@@ -233,17 +233,8 @@ def import_legacy(
     store: ResultStore, path: str | Path, *, root: str | Path | None = None
 ) -> ImportSummary:
     """``import``: copy the results of an original-app cache file into the store."""
-    source = user_path(path, "legacy cache file")
-    root_path = user_path(root, "--root folder") if root is not None else None
+    source, root_path = _import_paths(path, root)
     try:
-        if source.is_dir():
-            raise StoreError(f"{source} is a folder; give the path of the JSON cache file.")
-        if not source.is_file():
-            raise StoreError(f"{source}: no such file; give the path of the JSON cache file.")
-        if root_path is not None and not root_path.is_dir():
-            raise StoreError(
-                f"--root {root_path}: no such folder; give the folder the paths live in."
-            )
         outcome = store.import_legacy_json(source, root=root_path)
     except StoreError:
         raise
@@ -256,6 +247,26 @@ def import_legacy(
             '"timestamp": ms}}.'
         ) from None
     return ImportSummary(source, outcome)
+
+
+def _import_paths(path: str | Path, root: str | Path | None) -> tuple[Path, Path | None]:
+    """The legacy file and ``--root`` as typed, checked: the file exists, the root is a folder."""
+    source = user_path(path, "legacy cache file")
+    root_path = user_path(root, "--root folder") if root is not None else None
+    try:
+        if source.is_dir():
+            raise StoreError(f"{source} is a folder; give the path of the JSON cache file.")
+        if not source.is_file():
+            raise StoreError(f"{source}: no such file; give the path of the JSON cache file.")
+        if root_path is not None and not root_path.is_dir():
+            raise StoreError(
+                f"--root {root_path}: no such folder; give the folder the paths live in."
+            )
+    except OSError as exc:
+        if isinstance(exc, StoreError):
+            raise
+        raise StoreError(f"Cannot import {source} ({os_reason(exc)}).") from None
+    return source, root_path
 
 
 def run(
@@ -328,6 +339,8 @@ def execute(
             dry_run=args.dry_run,
             on_item=on_item,
         )
+    if command == "import":  # a store is made for an import only once its file is there
+        _import_paths(args.path, args.root)
     s = store(command in _CREATES_STORE)
     if command == "list":
         return list_entries(s, op=args.op, limit=args.limit, sort=args.sort)

@@ -12,6 +12,7 @@ The tree::
     ├── ProcessingCancelled   the call was cancelled (widget Cancel, task cancel)
     ├── BudgetExceeded        a batch item past ``max_fresh``: not run, nothing paid
     ├── SaveError             an image cannot be saved there (suffix, folder)
+    ├── SharedTierError       the shared (S3-compatible) tier is misconfigured
     └── BackendError          the backend failed to produce a result
         ├── FalKeyMissing     FAL_KEY is not set
         ├── FalKeyRejected    fal.ai answered 401/403
@@ -39,6 +40,7 @@ __all__ = [
     "ProcessingCancelled",
     "RateLimited",
     "SaveError",
+    "SharedTierError",
     "StoreError",
     "StoreNotFound",
 ]
@@ -132,6 +134,15 @@ class BudgetExceeded(NbimgprepError):
 class SaveError(NbimgprepError, ValueError):
     """An image could not be saved where asked: an unknown format suffix, a missing folder,
     a folder that cannot be written. Nothing was written."""
+
+
+class SharedTierError(NbimgprepError, ValueError):
+    """The shared tier's settings are unusable: a URL that is not ``s3://bucket/prefix``,
+    credentials in the URL, or s3fs not installed.
+
+    An unreachable, denied or slow shared tier is not an error: the call goes on from the local
+    store or the backend, with one warning.
+    """
 
 
 class StoreNotFound(StoreError):
