@@ -133,7 +133,9 @@ class Processor:
         started = time.perf_counter()
         key = self.key_for(operation, source, **params)
         entry = self.store.lookup(key, count_miss=False)
-        return None if entry is None else self._result(entry, cache_hit=True, started=started)
+        if entry is None:
+            return None
+        return self._result(entry, cache_hit=True, started=started, tier="local")
 
     # -- running --------------------------------------------------------------------------
 
