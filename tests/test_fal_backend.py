@@ -210,14 +210,14 @@ async def test_without_the_stream_polling_notices_within_a_tenth_of_the_run_time
     fal: FalBackend,
 ) -> None:
     fake_fal.streaming = False
-    fake_fal.latency = 1.0
+    fake_fal.latency = 2.0  # a pause is 5% of the time waited: 0.1 s here, 0.1 s of margin
 
     out = await run(fal, "upscale", photo("chelsea.png"))
 
     request = fake_fal.requests[out.request_id]
     assert request.notice_latency < 0.1 * fake_fal.latency
     assert fake_fal.calls["stream"] == 0
-    assert fake_fal.calls["status"] <= 30, "pauses grow with the elapsed time"
+    assert fake_fal.calls["status"] <= 40, "pauses grow with the elapsed time"
 
 
 async def test_a_dropped_status_stream_is_opened_again(

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CountingBackend
 from PIL import Image
 
+from conftest import CountingBackend
 from nbimgprep import ImageError, ImageRef, ResultStore
 from nbimgprep.images import FileStamp
 
