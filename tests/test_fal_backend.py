@@ -351,8 +351,9 @@ async def test_a_dropped_connection_while_polling_is_retried(
 
     out = await run(fal, "remove_background", photo("chelsea.png"))
 
-    assert out.data
-    assert fake_fal.calls["status"] == 3  # dropped, retried, then get()'s own check
+    assert out.data  # fal_client retried the dropped poll
+    # dropped, retried (maybe polled again while the model works), then get()'s own check
+    assert 3 <= fake_fal.calls["status"] <= 5
 
 
 async def test_malformed_json_on_submit_is_an_invalid_result(
