@@ -352,8 +352,23 @@ async def test_a_dropped_connection_while_polling_is_retried(
     out = await run(fal, "remove_background", photo("chelsea.png"))
 
     assert out.data  # fal_client retried the dropped poll
-    # dropped, retried (maybe polled again while the model works), then get()'s own check
-    assert 3 <= fake_fal.calls["status"] <= 5
+    assert fake_fal.calls["status"] >= 3  # dropped, retried, ..., then get()'s own check
+
+
+@pytest.mark.usefixtures("fast_fal_retries")
+async def test_connections_dropped_past_fal_clients_retries_are_a_clear_error(
+    fake_fal: FakeFal,  # noqa: F811
+    fal: FalBackend,
+) -> None:
+    fake_fal.streaming = False
+    fake_fal.hold()
+    fake_fal.fail("status", drop=True, times=10)
+
+    with pytest.raises(BackendError, match="Could not reach fal.ai while polling the status"):
+        await run(fal, "remove_background", photo("chelsea.png"))
+
+    assert fake_fal.calls["status"] == 10, "fal_client's 10 attempts, no more"
+    assert fake_fal.calls["cancel"] == 1 and fake_fal.states() == ["CANCELLED"]
 
 
 async def test_malformed_json_on_submit_is_an_invalid_result(
