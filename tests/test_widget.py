@@ -22,12 +22,11 @@ import pytest
 from PIL import Image
 
 from conftest import CountingBackend
-from nbimgprep import BackendError, OperationError, ProcessingCancelled, Processor
+from nbimgprep import BackendError, NbimgprepError, OperationError, ProcessingCancelled, Processor
 from nbimgprep.crop_geometry import to_image
 from nbimgprep.widget import ImagePrep
 
 COMMAND_NAMES = {index: name for name, index in ipycanvas_canvas.COMMANDS.items()}
-OPERATION_BUTTONS = ("Remove background", "Upscale", "Face detail", "Redo")
 
 
 # -- recording what the canvas sends -----------------------------------------------------
@@ -167,8 +166,8 @@ def gated(cache_dir: Path) -> tuple[Processor, GatedBackend]:
     return Processor(backend=backend, cache_dir=cache_dir), backend
 
 
-def enabled(prep: ImagePrep) -> dict[str, bool]:
-    return {label: not b.disabled for label, b in prep.buttons.items()}
+def enabled(prep: ImagePrep) -> dict[Any, bool]:
+    return {b: not b.disabled for b in prep.buttons.each()}
 
 
 # -- showing the image -----------------------------------------------------------------------
@@ -181,7 +180,7 @@ def test_a_large_photo_is_sent_once_as_a_small_preview_drawn_by_reference(
 
     assert prep.image.size == (6000, 4000)  # the script sees full resolution
     assert (prep.canvas.width, prep.canvas.height) == (1024, 683)  # the browser a preview
-    preview = prep._preview.widget
+    preview = prep.layers.preview.widget
     assert preview.format == "jpeg" and len(preview.value) < 250_000
     commands = drawn.commands()
     assert "putImageData" not in [c.name for c in commands]
@@ -206,7 +205,7 @@ def test_a_new_browser_view_gets_the_image_redrawn(
 
 def test_an_image_with_transparency_is_previewed_as_png(testdata: Path, local: Processor) -> None:
     prep = ImagePrep(testdata / "coffee_palette_transparent.png", local)
-    assert prep._preview.widget.format == "png"
+    assert prep.layers.preview.widget.format == "png"
 
 
 # -- cropping with the mouse and keys ---------------------------------------------------------
@@ -216,7 +215,7 @@ def test_dragging_draws_a_crop_box_in_original_image_pixels(
     testdata: Path, local: Processor, drawn: DrawLog
 ) -> None:
     prep = ImagePrep(testdata / "coffee_24mp.jpg", local)
-    scale = prep._preview.fit.scale
+    scale = prep.layers.preview.fit.scale
 
     drag(prep, (100, 100), (200, 180), (300, 250))
 
@@ -225,8 +224,8 @@ def test_dragging_draws_a_crop_box_in_original_image_pixels(
     x, y, w, h = prep.crop or (0, 0, 0, 0)
     assert abs(x - x0) <= 1 and abs(y - y0) <= 1
     assert abs(x + w - x1) <= 1 and abs(y + h - y1) <= 1
-    assert [prep.fields[n].value for n in "xywh"] == [x, y, w, h]
-    assert not prep.buttons["Apply crop"].disabled
+    assert [prep.controls.fields[n].value for n in "xywh"] == [x, y, w, h]
+    assert not prep.buttons.apply_crop.disabled
 
 
 def test_each_mouse_move_redraws_only_the_crop_layer_in_one_message(
@@ -293,7 +292,7 @@ def test_arrow_keys_nudge_escape_clears_enter_applies(astronaut: Path, local: Pr
     assert prep.image.size == (200, 100)
     assert prep.crop is None
     assert prep.image_ref.sha256 != original_hash
-    assert prep.image_ref.sha256[:12] in prep.header.value  # the shown hash follows
+    assert prep.image_ref.sha256[:12] in prep.controls.header.value  # the shown hash follows
     assert [s.operation for s in prep.history] == ["crop"]
 
 
@@ -302,20 +301,20 @@ def test_an_aspect_preset_locks_the_ratio_for_drawing_and_resizing(
 ) -> None:
     prep = ImagePrep(astronaut, local, crop=(100, 100, 200, 100))
 
-    prep.aspect.value = "1:1"
-    assert prep.lock.value is True
+    prep.controls.aspect.value = "1:1"
+    assert prep.controls.lock.value is True
     assert prep.crop == (150, 100, 100, 100)  # the largest square inside, centred
 
     drag(prep, (10, 300), (110, 340))
     _, _, w, h = prep.crop or (0, 0, 0, 0)
     assert w == h == 100
 
-    prep.aspect.value = "16:9"
+    prep.controls.aspect.value = "16:9"
     drag(prep, (0, 0), (320, 10))
     assert prep.crop == (0, 0, 320, 180)
 
-    prep.lock.value = False
-    assert prep.aspect.value == "Free"
+    prep.controls.lock.value = False
+    assert prep.controls.aspect.value == "Free"
     prep.crop = None
     drag(prep, (0, 0), (100, 10))
     assert prep.crop == (0, 0, 100, 10)
@@ -324,10 +323,10 @@ def test_an_aspect_preset_locks_the_ratio_for_drawing_and_resizing(
 def test_the_box_can_be_typed_in_original_pixels(testdata: Path, local: Processor) -> None:
     prep = ImagePrep(testdata / "coffee_24mp.jpg", local)
     for name, value in zip("xywh", (1000, 500, 3000, 2000), strict=True):
-        prep.fields[name].value = value
+        prep.controls.fields[name].value = value
     assert prep.crop == (1000, 500, 3000, 2000)
 
-    prep.fields["w"].value = 99999  # clamped to the image, never outside
+    prep.controls.fields["w"].value = 99999  # clamped to the image, never outside
     assert prep.crop == (1000, 500, 5000, 2000)
 
 
@@ -337,11 +336,11 @@ def test_the_box_can_be_typed_in_original_pixels(testdata: Path, local: Processo
 async def test_upscale_button_says_fresh_then_cache_hit(astronaut: Path, local: Processor) -> None:
     prep = ImagePrep(astronaut, local)
 
-    prep.scale.value = 2
-    prep.buttons["Upscale"].click()
+    prep.controls.scale.value = 2
+    prep.buttons.upscale.click()
     await prep.wait()
     fresh = prep.status_text
-    prep.buttons["Upscale"].click()
+    prep.buttons.upscale.click()
     await prep.wait()
     hit = prep.status_text
 
@@ -350,11 +349,11 @@ async def test_upscale_button_says_fresh_then_cache_hit(astronaut: Path, local: 
     assert prep.result is not None and prep.result.cache_hit
     assert prep.result.image.size == (1024, 1024)
     assert (
-        "1024\u00d71024 px" in prep.after_label.value
-        and "512\u00d7512 px" in prep.before_label.value
+        "1024\u00d71024 px" in prep.controls.after_label.value
+        and "512\u00d7512 px" in prep.controls.before_label.value
     )
     assert [s.cache_hit for s in prep.history] == [False, True]
-    assert "cache hit" in prep.history_html.value
+    assert "cache hit" in prep.controls.history.value
 
 
 async def test_operation_buttons_are_disabled_while_one_runs_and_cancel_stops_it(
@@ -362,25 +361,27 @@ async def test_operation_buttons_are_disabled_while_one_runs_and_cancel_stops_it
 ) -> None:
     proc, backend = gated
     prep = ImagePrep(astronaut, proc)
-    assert not enabled(prep)["Cancel"]
+    b = prep.buttons
+    operations = (b.remove_background, b.upscale, b.face_detail)
+    assert not enabled(prep)[b.cancel]
 
-    prep.buttons["Remove background"].click()
+    prep.buttons.remove_background.click()
     await asyncio.wait_for(backend.started.wait(), 5)
 
     state = enabled(prep)
-    assert not any(state[label] for label in OPERATION_BUTTONS)
-    assert state["Cancel"]
+    assert not any(state[button] for button in (*operations, b.redo))
+    assert state[b.cancel]
     assert "position 3" in prep.status_text  # the queue position from ProgressEvent
 
-    prep.buttons["Cancel"].click()
+    prep.buttons.cancel.click()
     await asyncio.wait_for(prep.wait(), 5)
 
     assert backend.cancelled == 1
     assert "Cancelled" in prep.status_text
     assert proc.store.entries() == []  # nothing cached
     state = enabled(prep)
-    assert all(state[label] for label in ("Remove background", "Upscale", "Face detail"))
-    assert not state["Cancel"]
+    assert all(state[button] for button in operations)
+    assert not state[b.cancel]
 
 
 async def test_cancel_from_a_script_raises_processing_cancelled(
@@ -404,10 +405,10 @@ async def test_redo_runs_the_last_operation_again_fresh(
     proc, backend = gated
     backend.gate.set()
     prep = ImagePrep(astronaut, proc)
-    assert prep.buttons["Redo"].disabled
+    assert prep.buttons.redo.disabled
 
     await prep.apply("upscale", scale=2)
-    prep.buttons["Redo"].click()
+    prep.buttons.redo.click()
     await prep.wait()
 
     assert backend.calls == 2
@@ -424,28 +425,29 @@ async def test_errors_show_what_to_do_and_the_widget_stays_usable(
     backend.fail_with = BackendError("The model is overloaded. Try again in a minute.")
     prep = ImagePrep(astronaut, proc)
 
-    prep.buttons["Face detail"].click()
+    prep.buttons.face_detail.click()
     await prep.wait()
 
     assert "face detail failed" in prep.status_text
     assert "Try again in a minute" in prep.status_text
-    assert "nbip-status-error" in prep.status.value
-    assert all(enabled(prep)[label] for label in ("Remove background", "Upscale", "Face detail"))
+    assert "nbip-status-error" in prep.controls.status.value
+    b = prep.buttons
+    assert all(enabled(prep)[button] for button in (b.remove_background, b.upscale, b.face_detail))
 
     backend.fail_with = RuntimeError("boom")  # a bug, not a BackendError: still shown
-    prep.buttons["Upscale"].click()
+    prep.buttons.upscale.click()
     await prep.wait()
     assert "RuntimeError: boom" in prep.status_text
 
     backend.fail_with = None
-    prep.buttons["Upscale"].click()
+    prep.buttons.upscale.click()
     await prep.wait()
     assert "fresh" in prep.status_text
 
 
 async def test_a_button_with_nothing_to_do_says_so(astronaut: Path, local: Processor) -> None:
     prep = ImagePrep(astronaut, local)
-    prep.buttons["Apply crop"].click()  # disabled in the browser; a script may still click
+    prep.buttons.apply_crop.click()  # disabled in the browser; a script may still click
     assert "No crop box" in prep.status_text
     with pytest.raises(OperationError):
         await prep.apply("sharpen")
@@ -462,7 +464,7 @@ async def test_crop_then_remove_background_then_upscale_chain_and_replay_from_ca
             prep.crop = (128, 64, 256, 256)
             prep.apply_crop()
             await prep.apply("remove_background")
-            prep.buttons["Use result"].click()
+            prep.buttons.use_result.click()
             await prep.apply("upscale", scale=2)
 
         return run()
@@ -484,7 +486,7 @@ async def test_crop_then_remove_background_then_upscale_chain_and_replay_from_ca
     assert saved.read_bytes() == again.result.path.read_bytes()
     assert Image.open(again.save(tmp_path / "out.jpg")).mode == "RGB"
 
-    again.buttons["Reset"].click()
+    again.buttons.reset.click()
     assert again.image.size == (512, 512) and again.result is None
     assert again.image_ref.sha256 == local.image(astronaut).sha256
 
@@ -496,8 +498,8 @@ def test_crop_property_clamps_into_the_image_and_none_clears(
     prep.crop = (400, 400, 500, 500)
     assert prep.crop == (400, 400, 112, 112)
     prep.crop = None
-    assert prep.crop is None and prep.fields["w"].value == 0
-    assert prep.buttons["Apply crop"].disabled
+    assert prep.crop is None and prep.controls.fields["w"].value == 0
+    assert prep.buttons.apply_crop.disabled
 
 
 def test_repr_is_short_and_names_the_image(astronaut: Path, local: Processor) -> None:
@@ -513,3 +515,87 @@ def test_importing_nbimgprep_does_not_import_the_widget_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- observable state, errors, package data ----------------------------------------------------
+
+
+async def test_crop_status_and_busy_are_observable_traits(
+    astronaut: Path, gated: tuple[Processor, GatedBackend]
+) -> None:
+    proc, backend = gated
+    prep = ImagePrep(astronaut, proc)
+    seen: dict[str, list[Any]] = {"crop": [], "busy": [], "status_text": []}
+    for name, values in seen.items():
+        prep.observe(lambda change, values=values: values.append(change["new"]), names=name)
+
+    drag(prep, (10, 10), (60, 40))
+    prep.crop = None
+    running = asyncio.ensure_future(prep.apply("upscale", scale=2))
+    await asyncio.wait_for(backend.started.wait(), 5)
+    assert prep.busy
+    backend.gate.set()
+    await running
+
+    assert seen["crop"] == [(10, 10, 50, 30), None]
+    assert seen["busy"] == [True, False]
+    assert any("Running upscale 2x" in t for t in seen["status_text"])
+    assert seen["status_text"][-1] == prep.status_text
+    assert prep.status_kind == "fresh"
+
+
+def test_a_bad_crop_is_a_clear_error_and_the_widget_stays_usable(
+    astronaut: Path, local: Processor
+) -> None:
+    prep = ImagePrep(astronaut, local, crop=(10, 10, 100, 100))
+    for bad in [(1, 2, 3), "10,10,5,5", (0, 0, 0, 5), ("a", 0, 5, 5)]:
+        with pytest.raises(OperationError, match="crop"):
+            prep.crop = bad  # type: ignore[assignment]
+        assert prep.crop == (10, 10, 100, 100)
+    prep.crop = None
+    assert prep.crop is None
+    drag(prep, (20, 20), (80, 90))
+    assert prep.crop == (20, 20, 60, 70)
+    assert prep.apply_crop().size == (60, 70)
+
+
+def test_save_to_an_unknown_suffix_or_a_missing_folder_says_so(
+    astronaut: Path, local: Processor, tmp_path: Path
+) -> None:
+    prep = ImagePrep(astronaut, local)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(NbimgprepError, match=r"'\.xyz' names no image format"):
+        prep.save(out / "a.xyz")
+    with pytest.raises(NbimgprepError, match="no suffix"):
+        prep.save(out / "a")
+    with pytest.raises(NbimgprepError, match="does not exist; create it first"):
+        prep.save(out / "missing" / "a.png")
+    with pytest.raises(NbimgprepError, match="is a folder"):
+        prep.save(out)
+    assert list(out.iterdir()) == []  # nothing written
+    assert Image.open(prep.save(out / "a.webp")).size == (512, 512)
+
+
+def test_the_stylesheet_is_package_data_with_the_checkerboard(
+    astronaut: Path, local: Processor
+) -> None:
+    from importlib import resources
+
+    from nbimgprep.thumbnails import CHECKERBOARD_CSS
+
+    css = resources.files("nbimgprep.widget").joinpath("style.css").read_text()
+    prep = ImagePrep(astronaut, local)
+    style = prep.controls.style.value
+    assert ".nbip-root" in css and css in style
+    assert CHECKERBOARD_CSS in style
+    assert "nbip-checker" in prep.canvas._dom_classes
+
+
+def test_operation_titles_are_written_once() -> None:
+    from nbimgprep import OPERATIONS
+
+    assert OPERATIONS["upscale"].describe({"scale": 4}) == "upscale 4x"
+    assert OPERATIONS["upscale"].describe({}) == "upscale 2x"
+    assert OPERATIONS["remove_background"].describe({}) == "remove background"
+    assert OPERATIONS["face_detail"].describe() == "face detail"

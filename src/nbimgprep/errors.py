@@ -10,6 +10,7 @@ The tree::
     ├── AmbiguousPrefix       a prefix matches several keys or images
     ├── ProcessingCancelled   the call was cancelled (widget Cancel, task cancel)
     ├── BudgetExceeded        a batch item past ``max_fresh``: not run, nothing paid
+    ├── SaveError             an image cannot be saved there (suffix, folder)
     └── BackendError          the backend failed to produce a result
         ├── FalKeyMissing     FAL_KEY is not set
         ├── FalKeyRejected    fal.ai answered 401/403
@@ -36,6 +37,7 @@ __all__ = [
     "OperationError",
     "ProcessingCancelled",
     "RateLimited",
+    "SaveError",
     "StoreError",
 ]
 
@@ -123,3 +125,8 @@ class BudgetExceeded(NbimgprepError):
 
     Nothing was sent for it; run the batch again with a larger ``max_fresh`` to process it.
     """
+
+
+class SaveError(NbimgprepError, ValueError):
+    """An image could not be saved where asked: an unknown format suffix, a missing folder,
+    a folder that cannot be written. Nothing was written."""

@@ -37,6 +37,8 @@ class Param:
     default: Any
     choices: tuple[Any, ...] | None = None
     help: str = ""
+    #: How a value reads in a title (``Operation.describe``): ``"{value}x"`` gives "2x".
+    shown_as: str = "{name}={value}"
 
     def validate(self, operation: str, value: Any) -> Any:
         if self.choices is not None and value not in self.choices:
@@ -103,6 +105,17 @@ class Operation:
             for name, p in sorted(known.items())
         }
 
+    def describe(self, params: Mapping[str, Any] | None = None) -> str:
+        """The title every face shows: ``"upscale 2x"``, ``"remove background"``.
+
+        Missing parameters read as their defaults, as the call would run them.
+        """
+        given = params or {}
+        shown = [
+            p.shown_as.format(name=p.name, value=given.get(p.name, p.default)) for p in self.params
+        ]
+        return " ".join([self.name.replace("_", " "), *shown])
+
     def output_size(self, size: tuple[int, int], params: Mapping[str, Any]) -> tuple[int, int]:
         """The (width, height) this operation produces from an input of ``size``."""
         scale = int(params.get("scale", 1)) if self.name == "upscale" else 1
@@ -140,7 +153,7 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType(
                 name="upscale",
                 legacy_key="upscaled",
                 fal_endpoint="fal-ai/seedvr/upscale/image",
-                params=(Param("scale", 2, (2, 4), "how many times larger: 2 or 4"),),
+                params=(Param("scale", 2, (2, 4), "how many times larger: 2 or 4", "{value}x"),),
                 summary="image scaled by `scale` (2 or 4)",
                 fal_arguments=_upscale_arguments,
                 keeps_alpha=False,

@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,17 +13,31 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .images import ImageRef
+from .operations import OPERATIONS
 from .pixels import open_image
+from .thumbnails import CHECKERBOARD_CSS, FIGURE_PX, thumbnail_of_file
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["ProgressCallback", "ProgressEvent", "ProgressKind", "Result", "Source"]
+__all__ = [
+    "ProgressCallback",
+    "ProgressEvent",
+    "ProgressKind",
+    "Result",
+    "Source",
+    "cache_label",
+]
 
 Source: TypeAlias = "str | os.PathLike[str] | bytes | IO[bytes] | ImageRef | Image.Image"
 ProgressKind = Literal["hit", "queued", "running", "done", "failed"]
 ProgressCallback = Callable[["ProgressEvent"], object]
-THUMBNAIL_PX = 384
+
+
+def cache_label(cache_hit: bool) -> str:
+    """``"cache hit"`` or ``"fresh"``: the one wording every face uses for where a result
+    came from."""
+    return "cache hit" if cache_hit else "fresh"
 
 
 @dataclass(frozen=True)
@@ -70,15 +82,14 @@ class Result:
     def status(self) -> str:
         """``cache hit in 0.9 ms`` or ``fresh from local in 1.24 s``."""
         if self.cache_hit:
-            return f"cache hit in {self.elapsed * 1000:.1f} ms"
-        return f"fresh from {self.backend} in {self.elapsed:.2f} s"
+            return f"{cache_label(True)} in {self.elapsed * 1000:.1f} ms"
+        return f"{cache_label(False)} from {self.backend} in {self.elapsed:.2f} s"
 
-    def _thumbnail_png(self) -> bytes:
-        thumb = self.image.copy()
-        thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
-        out = io.BytesIO()
-        thumb.save(out, format="PNG")
-        return out.getvalue()
+    @property
+    def title(self) -> str:
+        """``upscale 2x``, ``remove background``: the operation and its parameters."""
+        op = OPERATIONS.get(self.operation)
+        return op.describe(self.params) if op is not None else self.operation
 
     def __str__(self) -> str:
         params = "".join(f" {k}={v}" for k, v in self.params.items())
@@ -88,17 +99,21 @@ class Result:
         )
 
     def _repr_html_(self) -> str:
-        data = base64.b64encode(self._thumbnail_png()).decode()
+        thumb = thumbnail_of_file(self.path, FIGURE_PX, lossless=True)
+        picture = (
+            f'<img src="{thumb.data_uri()}" style="max-width:{FIGURE_PX}px;{CHECKERBOARD_CSS}"/>'
+            if thumb is not None
+            else "<p>(the result file cannot be read)</p>"
+        )
         colour = "#1a7f37" if self.cache_hit else "#0969da"
         caption = html.escape(
-            f"{self.operation} · {self.width}x{self.height} · {self.endpoint} · {self.status}"
+            f"{self.title} · {self.width}x{self.height} · {self.endpoint} · {self.status}"
         )
         return (
             f'<figure style="margin:0;display:inline-block">'
-            f'<img src="data:image/png;base64,{data}" style="max-width:{THUMBNAIL_PX}px;'
-            f'background:repeating-conic-gradient(#ddd 0 25%,#fff 0 50%) 0 0/16px 16px"/>'
+            f"{picture}"
             f'<figcaption style="font-family:sans-serif;font-size:12px">'
-            f'<b style="color:{colour}">{"cache hit" if self.cache_hit else "fresh"}</b> · '
+            f'<b style="color:{colour}">{cache_label(self.cache_hit)}</b> · '
             f"{caption}<br><code>{html.escape(str(self.path))}</code></figcaption></figure>"
         )
 

@@ -3,16 +3,16 @@ thumbnails of its input and results side by side."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import html
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..formatting import Table, format_age, format_params, format_size, format_time
+from ..operations import OPERATIONS
+from ..thumbnails import CHECKERBOARD_CSS, LISTING_PX, thumbnail_of_file
 from .base import HTML_ROW_LIMIT, Report, heading, note
 
 if TYPE_CHECKING:
@@ -20,14 +20,13 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheInspection", "CacheListing", "ImageGroup", "thumbnail_uri"]
 
-THUMBNAIL_PX = 160
-
 _LIST_HEADERS = ("key", "image", "operation", "endpoint", "size", "dimensions", "age", "hits")
 
 
 def _title(entry: Entry) -> str:
-    """``"upscale scale=2"``, ``"face_detail"``."""
-    return " ".join([entry.operation, *(f"{k}={v}" for k, v in sorted(entry.params.items()))])
+    """``"upscale 2x"``, ``"face detail"``."""
+    op = OPERATIONS.get(entry.operation)
+    return op.describe(entry.params) if op is not None else entry.operation
 
 
 @dataclass(repr=False)
@@ -115,41 +114,18 @@ def _field_rows(entry: Entry, now: float) -> list[tuple[str, str]]:
     return rows
 
 
-def thumbnail_uri(path: Path | str | None, size: int = THUMBNAIL_PX) -> str | None:
-    """A small inline ``data:`` image of the file, or None if it cannot be read or decoded.
-
-    JPEG where there is no transparency (small), PNG where there is. Huge inputs are refused
-    by Pillow's decompression-bomb check rather than decoded.
-    """
-    if path is None:
-        return None
-    from PIL import Image, ImageOps  # Pillow is a dependency; imported where used
-
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", (size * 2, size * 2))
-            img = ImageOps.exif_transpose(img)
-            img.thumbnail((size, size))
-            has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
-            out = io.BytesIO()
-            if has_alpha:
-                img.convert("RGBA").save(out, format="PNG")
-                mime = "image/png"
-            else:
-                img.convert("RGB").save(out, format="JPEG", quality=80)
-                mime = "image/jpeg"
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return None
-    return f"data:{mime};base64,{base64.b64encode(out.getvalue()).decode('ascii')}"
+def thumbnail_uri(path: Path | str | None, size: int = LISTING_PX) -> str | None:
+    """A small inline ``data:`` image of the file, or None if it cannot be read or decoded."""
+    thumb = thumbnail_of_file(path, size)
+    return thumb.data_uri() if thumb is not None else None
 
 
 def _figure(uri: str | None, caption: str) -> str:
-    checker = "background:repeating-conic-gradient(#ddd 0% 25%, #fff 0% 50%) 50% / 16px 16px;"
     img = (
-        f'<img src="{uri}" style="max-width:{THUMBNAIL_PX}px;max-height:{THUMBNAIL_PX}px;'
-        f'{checker}" alt="{html.escape(caption)}"/>'
+        f'<img src="{uri}" style="max-width:{LISTING_PX}px;max-height:{LISTING_PX}px;'
+        f'{CHECKERBOARD_CSS}" alt="{html.escape(caption)}"/>'
         if uri
-        else f'<div style="width:{THUMBNAIL_PX}px;height:60px;color:#999;border:1px dashed #ccc;'
+        else f'<div style="width:{LISTING_PX}px;height:60px;color:#999;border:1px dashed #ccc;'
         'display:flex;align-items:center;justify-content:center">not on disk</div>'
     )
     return (
