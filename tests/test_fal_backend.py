@@ -364,7 +364,7 @@ async def test_connections_dropped_past_fal_clients_retries_are_a_clear_error(
     fake_fal.hold()
     fake_fal.fail("status", drop=True, times=10)
 
-    with pytest.raises(BackendError, match="Could not reach fal.ai while polling the status"):
+    with pytest.raises(BackendError, match=r"Could not reach fal\.ai while polling the status"):
         await run(fal, "remove_background", photo("chelsea.png"))
 
     assert fake_fal.calls["status"] == 10, "fal_client's 10 attempts, no more"
