@@ -340,14 +340,14 @@ async def test_a_killed_run_is_resumed_without_paying_twice(
     )
     try:
         deadline = time.monotonic() + 60
-        while len(journal.keys()) < 4 or fake_fal.states().count("IN_PROGRESS") < 4:
+        while len(journal.pending_keys()) < 4 or fake_fal.states().count("IN_PROGRESS") < 4:
             assert child.poll() is None and time.monotonic() < deadline, "child never got there"
             await asyncio.sleep(0.05)
     finally:
         child.kill()  # SIGKILL: no cleanup, no cancel sent to fal.ai
         child.wait()
     assert fake_fal.calls["submit"] == 4 and fake_fal.calls["cancel"] == 0
-    first = {journal.read(key).request_id: key for key in journal.keys()}  # type: ignore[union-attr]
+    first = {journal.read(key).request_id: key for key in journal.pending_keys()}  # type: ignore[union-attr]
     assert set(first) == set(fake_fal.requests)
     expired, failed, *kept = sorted(first)
     fake_fal.forget(expired)  # fal no longer knows it: 404
@@ -363,7 +363,7 @@ async def test_a_killed_run_is_resumed_without_paying_twice(
     entries = {e.key: e.request_id for e in proc.store.entries()}
     assert {entries[first[rid]] for rid in kept} == set(kept), "the two live ones re-attached"
     assert entries[first[expired]] != expired and entries[first[failed]] != failed
-    assert journal.keys() == [], "a stored result leaves nothing in the journal"
+    assert journal.pending_keys() == [], "a stored result leaves nothing in the journal"
     again = await asyncio.gather(*(proc.run("upscale", p, scale=2) for p in images))
     assert all(r.cache_hit for r in again) and fake_fal.calls["submit"] == 6
 
@@ -375,10 +375,10 @@ async def test_a_journal_entry_is_written_at_submit_and_private(
     fake_fal.hold()
     journal = RequestJournal(proc.store.root)
     call = asyncio.create_task(proc.run("face_detail", photo("chelsea.png")))
-    while not journal.keys():
+    while not journal.pending_keys():
         await asyncio.sleep(0.01)
 
-    (key,) = journal.keys()
+    (key,) = journal.pending_keys()
     (request_id,) = fake_fal.requests
     pending = journal.read(key)
     assert pending is not None and pending.request_id == request_id
@@ -388,7 +388,7 @@ async def test_a_journal_entry_is_written_at_submit_and_private(
         assert stat.S_IMODE((journal.folder / f"{key}.json").stat().st_mode) == 0o600
     fake_fal.release()
     result = await call
-    assert result.key == key and journal.keys() == []
+    assert result.key == key and journal.pending_keys() == []
 
 
 async def test_a_failed_call_leaves_no_journal_entry(
@@ -400,4 +400,4 @@ async def test_a_failed_call_leaves_no_journal_entry(
     with pytest.raises(BackendError):
         await proc.run("face_detail", photo("chelsea.png"))
 
-    assert RequestJournal(proc.store.root).keys() == []
+    assert RequestJournal(proc.store.root).pending_keys() == []

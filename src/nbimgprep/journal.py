@@ -80,7 +80,7 @@ class RequestJournal:
         with contextlib.suppress(OSError):
             self._path(key).unlink()
 
-    def keys(self) -> list[str]:
+    def pending_keys(self) -> list[str]:
         """The keys with a pending request, sorted."""
         try:
             return sorted(p.stem for p in self.folder.glob("*.json"))
