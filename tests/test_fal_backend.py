@@ -528,6 +528,22 @@ async def test_a_request_that_never_completes_times_out_and_is_cancelled(
     assert isinstance(caught.value, TimeoutError)
 
 
+async def test_a_status_stream_that_hangs_times_out_and_is_cancelled(
+    fake_fal: FakeFal,  # noqa: F811
+) -> None:
+    fal = FalBackend(environ={"FAL_KEY": KEY}, timeout=2)
+    hang = threading.Event()
+    fake_fal.hold()
+    fake_fal.fail("stream", Fault(stall=hang))  # the stream answers nothing at all
+
+    with pytest.raises(FalTimeout, match="cancelled on the server"):
+        await run(fal, "remove_background", photo("chelsea.png"))
+    hang.set()
+
+    assert fake_fal.calls["stream"] == 1 and fake_fal.calls["cancel"] == 1
+    assert fake_fal.states() == ["CANCELLED"]
+
+
 async def test_a_timeout_while_downloading_has_nothing_to_cancel(
     fake_fal: FakeFal,  # noqa: F811
 ) -> None:

@@ -4,6 +4,8 @@ the fake fal server (tests/fakefal.py). What a user pays for is what the server 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
 import shutil
@@ -15,10 +17,11 @@ import traceback
 from pathlib import Path
 
 import pytest
+from ipywidgets import Widget
 from PIL import Image
 
 from fakefal import FakeFal, Fault, fake_fal  # noqa: F401  (fake_fal is a fixture)
-from nbimgprep import Processor
+from nbimgprep import ImagePrep, Processor
 from nbimgprep.errors import (
     BackendError,
     FalKeyMissing,
@@ -217,24 +220,34 @@ SENTINEL = "SENTINELKEYID-4f1c:SENTINELSECRET-9a7e"
 async def test_the_key_never_leaks(
     fake_fal: FakeFal,  # noqa: F811
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """FAL_KEY set to a sentinel; successes and every kind of failure; then the sentinel (and
-    each half of it) is searched in every output, log, exception and file of the run."""
+    """FAL_KEY set to a sentinel; successes and every kind of failure (the widget's too); then
+    the sentinel (and each half of it) is searched in every output, log record, exception,
+    progress event, widget state and file of the run (the store and its journal included)."""
+    import fal_client.client
+
+    monkeypatch.setattr(fal_client.client, "_get_retry_delay", lambda *args, **kw: 0.001)
     caplog.set_level(logging.DEBUG)
     fake_fal.keys = {SENTINEL}
     proc = Processor(
-        backend="fal", cache_dir=tmp_path / "cache", environ={"FAL_KEY": SENTINEL}, timeout=3
+        backend="fal", cache_dir=tmp_path / "cache", environ={"FAL_KEY": SENTINEL}, timeout=30
     )
     proc.backend.data_uri_limit = 100_000  # type: ignore[attr-defined]  # upload too
+    proc.backend.max_result_bytes = 2_000_000  # type: ignore[attr-defined]
     texts: list[str] = [repr(proc), repr(proc.backend)]
     events: list[ProgressEvent] = []
 
-    async def attempt(operation: str, **params: object) -> None:
+    async def attempt(operation: str, refresh: bool = False, **params: object) -> None:
         try:
             result = await proc.run(
-                operation, photo("chelsea.png"), on_progress=events.append, **params
+                operation,
+                photo("chelsea.png"),
+                refresh=refresh,
+                on_progress=events.append,
+                **params,
             )
             texts.extend([repr(result), str(result._repr_mimebundle_())[:100_000]])
         except Exception as exc:
@@ -250,10 +263,30 @@ async def test_the_key_never_leaks(
     await attempt("face_detail")
     fake_fal.outcome = "ok"
     fake_fal.hold()
+    proc.backend.timeout = 1  # type: ignore[attr-defined]
     await attempt("face_detail")  # times out, cancelled on the server
+    proc.backend.timeout = 30  # type: ignore[attr-defined]
     fake_fal.release()
+    for outcome in ("expired", "not_image", "oversized"):
+        fake_fal.outcome = outcome
+        await attempt("upscale", scale=2, refresh=True)
+    fake_fal.outcome = "ok"
+    fake_fal.fail("stream", drop=True)
+    fake_fal.fail("stream", malformed=True, times=3)
+    await attempt("upscale", scale=2, refresh=True)  # the stream fails, then polling
+    fake_fal.fail("submit", status=429, headers={"Retry-After": "3"}, times=10)
+    await attempt("face_detail", refresh=True)  # RateLimited
+    key = proc.key_for("remove_background", photo("chelsea.png"))
+    RequestJournal(proc.store.root).write(key, "no-such-request", "fal-ai/birefnet/v2")
+    await attempt("remove_background", refresh=True)  # resumed: 404, submitted afresh
+    prep = ImagePrep(photo("chelsea.png"), processor=proc)
+    fake_fal.fail("submit", status=500, body=b'{"detail": "boom"}')
+    with contextlib.suppress(Exception):
+        await prep.apply("upscale", scale=4)  # the error is shown in the widget
+    await prep.apply("remove_background")
+    texts.append(json.dumps(Widget.get_manager_state(), default=repr))
     fake_fal.keys = {"another:key"}
-    await attempt("upscale")  # FAL_KEY rejected
+    await attempt("upscale", refresh=True)  # FAL_KEY rejected
     for store in (tmp_path,):
         for path in store.rglob("*"):
             if path.is_file():
@@ -264,6 +297,9 @@ async def test_the_key_never_leaks(
 
     assert any("FAL_KEY rejected" in t for t in texts)
     assert any("did not finish within" in t for t in texts)
+    assert any("kept rate-limiting" in t for t in texts)
+    assert any("not an image" in t for t in texts) and any("is gone" in t for t in texts)
+    assert fake_fal.calls["stream"] >= 4 and RequestJournal(proc.store.root).pending_keys() == []
     for text in texts:
         for secret in (SENTINEL, *SENTINEL.split(":")):
             assert secret not in text
@@ -301,7 +337,7 @@ async def test_a_store_whose_lock_folder_cannot_be_written_still_runs_calls(
 KILLED_RUN = """
 import asyncio, sys
 from fakefal import point_fal_client_at
-from nbimgprep import Processor
+from nbimgprep import ImagePrep, Processor
 
 point_fal_client_at(sys.argv[1])
 proc = Processor(backend="fal", cache_dir=sys.argv[2], environ={"FAL_KEY": sys.argv[3]})
