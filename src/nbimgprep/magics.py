@@ -50,10 +50,13 @@ Examples::
     %imgcache export legacy-cache.json
     %imgcache import old-app/.cache/image-processing-cache.json --root old-app/public
     %imgcache run upscale photos/cat.jpg --scale 4
+    %imgcache list --shared                         # the team's shared cache
+    %imgcache push                                  # upload what the shared cache lacks
 
 Settings: ``%config ImgCacheMagics.cache_dir = "..."`` (default $NBIMGPREP_CACHE_DIR or
 ./.cache/nbimgprep), ``ImgCacheMagics.backend`` (for ``run``: auto, local or fal),
-``ImgCacheMagics.max_age_days`` (what ``clean`` with no criterion removes; {days:g}).
+``ImgCacheMagics.max_age_days`` (what ``clean`` with no criterion removes; {days:g}),
+``ImgCacheMagics.shared`` (the team's s3://bucket/prefix; default $NBIMGPREP_CACHE_URL).
 
 """
 
@@ -77,6 +80,11 @@ class ImgCacheMagics(Magics, Configurable):
         config=True,
         help="What `%imgcache clean` with no criterion removes: entries unused for this many days.",
     )
+    shared = Unicode(
+        config=True,
+        help="The team's shared cache, s3://bucket/prefix, behind the local store (default: "
+        "$NBIMGPREP_CACHE_URL; empty: none). Used by `run` and by `--shared`, push and pull.",
+    )
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         # Before the config is applied: setting cache_dir from it calls close().
@@ -97,7 +105,11 @@ class ImgCacheMagics(Magics, Configurable):
             raise TraitError("max_age_days must be 0 or more")
         return value
 
-    @observe("cache_dir", "backend")
+    @default("shared")
+    def _default_shared(self) -> str:
+        return os.environ.get("NBIMGPREP_CACHE_URL", "")
+
+    @observe("cache_dir", "backend", "shared")
     def _forget_store(self, change: dict[str, Any]) -> None:
         self.close()
 
@@ -127,7 +139,7 @@ class ImgCacheMagics(Magics, Configurable):
         name = backend or self.backend
         if name not in self._processors:
             self._processors[name] = Processor(
-                backend=None if name == "auto" else name, store=self.store()
+                backend=None if name == "auto" else name, store=self.store(), shared=self.shared
             )
         return self._processors[name]
 
@@ -149,6 +161,7 @@ class ImgCacheMagics(Magics, Configurable):
                 store=self.store,
                 processor=lambda: self.processor(getattr(args, "backend", None)),
                 default_max_age_days=self.max_age_days,
+                shared=self.shared,
             )
         except NbimgprepError as exc:
             raise UsageError(str(exc)) from None
