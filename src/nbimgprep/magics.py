@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ImgCacheMagics", "load_ipython_extension", "unload_ipython_extension"]
 
+#: Where the shared tier's URL comes from when ``ImgCacheMagics.shared`` is not configured.
+SHARED_URL_ENV = "NBIMGPREP_CACHE_URL"
+
 _MAGIC_DOC = """Look into and look after the nbimgprep result cache.
 
 Examples::
@@ -98,16 +101,16 @@ class ImgCacheMagics(Magics, Configurable):
     def _default_cache_dir(self) -> str:
         return str(default_cache_dir())
 
+    @default("shared")
+    def _default_shared(self) -> str:
+        return os.environ.get(SHARED_URL_ENV, "").strip()
+
     @validate("max_age_days")
     def _check_max_age_days(self, proposal: dict[str, Any]) -> float:
         value = float(proposal["value"])
         if value < 0:
             raise TraitError("max_age_days must be 0 or more")
         return value
-
-    @default("shared")
-    def _default_shared(self) -> str:
-        return os.environ.get("NBIMGPREP_CACHE_URL", "")
 
     @observe("cache_dir", "backend", "shared")
     def _forget_store(self, change: dict[str, Any]) -> None:
