@@ -20,7 +20,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets import TraitError
 from traitlets.config import Config
 
-from cachefill import DAY, put_entry
+from cachefill import DAY, LocalWorkUnderFalNames, fill_with_engine, put_entry
 from nbimgprep.magics import ImgCacheMagics
 from nbimgprep.reports import CacheListing
 from nbimgprep.store import ResultStore
@@ -102,6 +102,38 @@ def test_settings_reject_bad_values(shell: InteractiveShell) -> None:
         magics.max_age_days = -1
     with pytest.raises(TraitError, match="backend"):
         magics.backend = "cloud"
+
+
+def test_shared_defaults_to_the_environment_and_empty_means_off(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NBIMGPREP_CACHE_URL", raising=False)
+    assert ImgCacheMagics(shell).shared == ""
+    monkeypatch.setenv("NBIMGPREP_CACHE_URL", "s3://team-bucket/nbimgprep")
+    assert ImgCacheMagics(shell).shared == "s3://team-bucket/nbimgprep"
+    shell.run_line_magic("config", "ImgCacheMagics.shared = 's3://other/prefix'")
+    assert ImgCacheMagics(shell).shared == "s3://other/prefix"
+
+
+def test_run_passes_the_shared_url_to_a_processor_that_takes_it(
+    ip: InteractiveShell, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbimgprep.processor
+
+    made: list[str | None] = []
+
+    class TieredProcessor(nbimgprep.processor.Processor):
+        def __init__(self, *args: Any, shared: str | None = None, **kwargs: Any) -> None:
+            made.append(shared)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(nbimgprep.processor, "Processor", TieredProcessor)
+    imgcache(ip, f"run upscale {photos['chelsea']} --backend local")
+    assert made == [None]  # off: not passed
+
+    ip.run_line_magic("config", "ImgCacheMagics.shared = 's3://team/cache'")
+    imgcache(ip, f"run upscale {photos['chelsea']} --backend local")
+    assert made == [None, "s3://team/cache"]  # the setting changed: a new processor
 
 
 def test_help_for_every_subcommand(
@@ -242,12 +274,17 @@ def test_verify_shows_the_damaged_results(ip: InteractiveShell, cache: Path) -> 
 
 
 def test_export_then_import_into_another_store_set_by_config(
-    ip: InteractiveShell, tmp_path: Path
+    ip: InteractiveShell, tmp_path: Path, photos: dict[str, Path]
 ) -> None:
+    local_only = html_of(ip, imgcache(ip, f"export {tmp_path / 'local.json'}"))
+    assert "Exported 0 results" in local_only and "5 left out" in local_only
+    made = tmp_path / "fal-made"
+    fill_with_engine(made, photos, backend=LocalWorkUnderFalNames())
+    ip.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(made)!r}")
     target = tmp_path / "legacy" / "image-processing-cache.json"
     assert "Exported 4 results" in html_of(ip, imgcache(ip, f"export {target}"))
     ip.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(tmp_path / 'fresh')!r}")
-    imported = imgcache(ip, f"import {target}")
+    imported = imgcache(ip, f"import {target} --root {made}")
     assert imported.report.imported == 4
     assert "Imported 4 results" in html_of(ip, imported)
     assert len(imgcache(ip, "list").entries) == 4
