@@ -22,11 +22,12 @@ from typing import Any, Literal
 from filelock import AsyncFileLock
 
 from . import batch
-from .backends import Backend, BackendOutput, make_backend
+from .backends import Backend, BackendOutput, Resume, make_backend
 from .batch import Sources
 from .batch_results import Batch, BatchItem, Plan
 from .errors import ImageError, InvalidResult, OperationError, ProcessingCancelled, StoreError
 from .images import MAX_PIXELS, ImageRef, content_type_of, decode_image
+from .journal import RequestJournal
 from .operations import Endpoint, Operation, cache_key, get_operation
 from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source, Tier
 from .shared import SharedLink, SharedTier
@@ -320,11 +321,20 @@ class Processor:
                         )
                 await asyncio.to_thread(self._check_input, request)
                 backend_started = time.perf_counter()
-                output = await self.backend.run(
-                    request.op, request.image, request.params, request.endpoint, report
-                )
-                backend_seconds = time.perf_counter() - backend_started
-                result = await asyncio.to_thread(self._keep, request, output, backend_seconds)
+                journal = RequestJournal(self.store.root)
+                try:
+                    output = await self.backend.run(
+                        request.op,
+                        request.image,
+                        request.params,
+                        request.endpoint,
+                        report,
+                        **self._resume(journal, request),
+                    )
+                    backend_seconds = time.perf_counter() - backend_started
+                    result = await asyncio.to_thread(self._keep, request, output, backend_seconds)
+                finally:  # stored, or failed in a live process: nothing left to resume
+                    journal.remove(request.key)
         except asyncio.CancelledError:
             emit("failed", logs=("cancelled",))
             raise
@@ -333,6 +343,16 @@ class Processor:
             raise
         emit("done")
         return result
+
+    def _resume(self, journal: RequestJournal, request: _Request) -> dict[str, Resume]:
+        """``resume=`` for a backend whose requests outlive this process (else nothing): the
+        request a dead process left in the journal for this key, and how to note a new one."""
+        if not getattr(self.backend, "resumable", False):
+            return {}
+        pending = journal.read(request.key)
+        endpoint = request.endpoint.id
+        earlier = pending.request_id if pending and pending.endpoint == endpoint else None
+        return {"resume": Resume(earlier, lambda rid: journal.write(request.key, rid, endpoint))}
 
     def _check_input(self, request: _Request) -> None:
         """Decode the input (a bad file fails here, before any cost) and refuse outputs

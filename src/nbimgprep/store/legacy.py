@@ -234,7 +234,10 @@ def _json_kind(value: object) -> str:
 
 
 def _resolve_root(root: Path) -> Path:
-    resolved = Path(os.path.realpath(root.expanduser()))
+    try:
+        resolved = Path(os.path.realpath(root.expanduser()))
+    except (RuntimeError, OSError, ValueError):  # ~nobody, NUL bytes, names too long
+        resolved = root
     if not resolved.is_dir():
         raise StoreError(
             f"--root {root}: no such folder; give the folder the file's paths are relative to."
