@@ -21,6 +21,7 @@ from .items import DECISIONS, FILTERS, Decision, Filter, ReviewItem
 if TYPE_CHECKING:
     from ..processor import Processor
     from ..widget import ImagePrep
+    from .grid import ReviewGrid
 
 __all__ = ["PAGE_SIZE", "Review"]
 
@@ -73,6 +74,7 @@ class Review:
         #: The ImagePrep of the item last opened (``open(i)``), shown below the grid.
         self.prep: ImagePrep | None = None
         self._listeners: list[Callable[[set[int]], object]] = []
+        self._grid: ReviewGrid | None = None
 
     # -- what is shown ----------------------------------------------------------------------
 
@@ -244,6 +246,17 @@ class Review:
         chosen = [i for i in self.items if i.result is not None and i.matches(which)]
         return export_items(chosen, folder, overwrite=overwrite)
 
+    # -- the widget -------------------------------------------------------------------------
+
+    @property
+    def grid(self) -> ReviewGrid:
+        """The widget, made on first use (a Review that is never shown makes none)."""
+        if self._grid is None:
+            from .grid import ReviewGrid
+
+            self._grid = ReviewGrid(self)
+        return self._grid
+
     def on_change(self, listener: Callable[[set[int]], object]) -> None:
         """Call ``listener`` with the indexes of the items that changed (empty: the view)."""
         self._listeners.append(listener)
@@ -251,6 +264,11 @@ class Review:
     def _changed(self, indexes: set[int] | None = None) -> None:
         for listener in self._listeners:
             listener(set() if indexes is None else indexes)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.grid.widget)  # type: ignore[no-untyped-call]
 
     def _item(self, index: int) -> ReviewItem:
         if not 0 <= index < len(self.items):

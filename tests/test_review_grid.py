@@ -1,0 +1,125 @@
+"""The Review widget without a browser: tiles per page, buttons, and the bytes it sends.
+
+Every widget's comm is a recorder (``comm.create_comm`` patched), so the payload counted is
+what the browser would receive: the buffers (thumbnails) of every message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import comm
+import pytest
+from PIL import Image
+
+from conftest import CountingBackend
+from nbimgprep import Processor, Review
+
+
+@dataclass
+class Recorder:
+    """What every widget comm sent: (data, buffers) per message."""
+
+    sent: list[tuple[Any, list[bytes]]] = field(default_factory=list)
+
+    @property
+    def buffer_bytes(self) -> int:
+        return sum(len(b) for _, buffers in self.sent for b in buffers)
+
+
+@dataclass
+class RecordingComm:
+    recorder: Recorder
+    comm_id: str
+    kernel: str = "a kernel"
+
+    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+        self.recorder.sent.append((data, [bytes(b) for b in buffers or []]))
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def on_msg(self, callback: Any) -> None:
+        pass
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    record = Recorder()
+    counter = iter(range(10**9))
+
+    def create_comm(*args: Any, **kwargs: Any) -> RecordingComm:
+        if kwargs.get("buffers"):
+            record.sent.append((kwargs.get("data"), [bytes(b) for b in kwargs["buffers"]]))
+        return RecordingComm(record, kwargs.get("comm_id") or f"comm-{next(counter)}")
+
+    monkeypatch.setattr(comm, "create_comm", create_comm)
+    return record
+
+
+@pytest.fixture
+def sixty(tmp_path: Path) -> Review:
+    """A review of 60 upscaled photos-like images (noise, so thumbnails are not trivially small)."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in range(60):
+        Image.effect_noise((160, 120), 40 + i).convert("RGB").save(folder / f"shot{i:02}.png")
+    proc = Processor(CountingBackend(), cache_dir=tmp_path / "cache")
+    return proc.run_many_sync("upscale", folder, progress=False).review()
+
+
+def test_a_page_shows_48_tiles_and_sends_each_thumbnail_once(
+    sixty: Review, recorder: Recorder
+) -> None:
+    grid = sixty.grid
+    assert len(grid.grid.children) == 48 and len(grid.tiles) == 48
+    first_page = recorder.buffer_bytes
+    assert 48 * 1000 < first_page < 2_000_000  # every tile's picture, about 2 MB at most
+    assert grid.bytes_sent <= first_page
+
+    grid.buttons["next"].click()
+    assert sixty.page == 1 and len(grid.grid.children) == 12
+    second_page = recorder.buffer_bytes - first_page
+    assert 0 < second_page < first_page
+
+    grid.buttons["previous"].click()
+    assert len(grid.grid.children) == 48
+    assert recorder.buffer_bytes == first_page + second_page  # the browser has them
+
+
+def test_click_selects_and_buttons_decide(sixty: Review, recorder: Recorder) -> None:
+    grid = sixty.grid
+    tile = grid.tiles[5]
+    tile.button.click()
+    assert sixty.selected == 5
+    before = recorder.buffer_bytes
+    grid.buttons["reject"].click()
+    assert sixty.items[5].decision == "rejected"
+    assert "rejected" in tile.caption.value
+    grid.buttons["accept"].click()
+    assert "accepted" in tile.caption.value and sixty.accepted == [sixty.items[5].result]
+    assert recorder.buffer_bytes == before  # a decision re-sends no picture
+    grid.buttons["clear"].click()
+    assert sixty.items[5].decision is None
+
+    grid.filter.value = "undecided"
+    assert sixty.filter == "undecided" and len(grid.grid.children) == 48
+    sixty.reject(0)
+    grid.filter.value = "rejected"
+    assert [t.item.index for t in grid.tiles.values() if t.box in grid.grid.children] == [0]
+    assert "60 items: 0 hits, 60 fresh, 0 failed" in grid.summary.value
+
+
+def test_open_shows_an_image_prep_below_the_grid(sixty: Review, recorder: Recorder) -> None:
+    from nbimgprep import ImagePrep
+
+    grid = sixty.grid
+    grid.tiles[3].button.click()
+    grid.buttons["open"].click()
+    assert isinstance(sixty.prep, ImagePrep)
+    assert grid.below.children == (sixty.prep,)
