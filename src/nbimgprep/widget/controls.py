@@ -17,7 +17,6 @@ from ..thumbnails import Thumbnail
 from .markup import EMPTY_RESULT, header_html, input_label_html, result_label_html, style_html
 
 if TYPE_CHECKING:
-    from ..images import ImageRef
     from ..results import Result
 
 __all__ = ["Buttons", "Controls"]
@@ -113,9 +112,9 @@ class Controls:
         self.status = W.HTML()
         self.history = W.HTML()
 
-    def show_input(self, ref: ImageRef, size: tuple[int, int], backend: str) -> None:
+    def show_input(self, name: str, sha256: str, size: tuple[int, int], backend: str) -> None:
         """The header (name, hash, backend) and the input's label (its size)."""
-        self.header.value = header_html(ref, backend)
+        self.header.value = header_html(name, sha256, backend)
         self.before_label.value = input_label_html(size)
 
     def show_result(self, result: Result | None, preview: Thumbnail | None) -> None:
