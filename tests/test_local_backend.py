@@ -186,3 +186,21 @@ async def test_the_event_loop_stays_free_and_cancelling_stops_the_call(testdata:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@pytest.mark.parametrize(
+    ("operation", "params"),
+    [
+        ("remove_background", {}),
+        ("upscale", {"scale": 2}),
+        ("upscale", {"scale": 4}),
+        ("face_detail", {}),
+    ],
+)
+async def test_every_result_has_the_size_the_operation_table_promises(
+    testdata: Path, operation: str, params: dict[str, Any]
+) -> None:
+    op = get_operation(operation)
+    result = await run(testdata / "chelsea.png", operation, **params)
+    promised = op.output_size(ImageRef(testdata / "chelsea.png").size, op.canonical_params(params))
+    assert result.size == promised

@@ -8,8 +8,6 @@ with tiny images and only read.
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +17,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from traitlets import TraitError
 from traitlets.config import Config
 
 from cachefill import DAY, put_entry
@@ -99,9 +98,9 @@ def test_cache_dir_defaults_to_the_environment_variable(
 def test_settings_reject_bad_values(shell: InteractiveShell) -> None:
     magics = ImgCacheMagics(shell)
     assert magics.max_age_days == 30
-    with pytest.raises(Exception, match="0 or more"):
+    with pytest.raises(TraitError, match="0 or more"):
         magics.max_age_days = -1
-    with pytest.raises(Exception, match="backend"):
+    with pytest.raises(TraitError, match="backend"):
         magics.backend = "cloud"
 
 
@@ -130,9 +129,7 @@ def test_list_shows_one_row_per_entry(ip: InteractiveShell, cache: Path) -> None
     assert body_rows(html) == 5
     for header in ("key", "image", "operation", "endpoint", "size", "dimensions", "age", "hits"):
         assert f">{header}</th>" in html
-    text = str(listing)
-    assert text.count("local/upscale") == 3
-    assert "192x192" in text  # the 96px astronaut, upscaled by 2
+    assert html.count(">local/upscale</td>") == 3
 
 
 def test_list_result_can_be_assigned(ip: InteractiveShell) -> None:
@@ -140,28 +137,6 @@ def test_list_result_can_be_assigned(ip: InteractiveShell) -> None:
     x = ip.user_ns["x"]
     assert isinstance(x, CacheListing)
     assert len(x.entries) == 2
-
-
-def test_list_filters_limits_and_sorts(ip: InteractiveShell, cache: Path) -> None:
-    upscales = imgcache(ip, "list --op upscale").entries
-    assert [e.operation for e in upscales] == ["upscale"] * 3
-
-    assert len(imgcache(ip, "list --limit 2").entries) == 2
-    assert "2 of 5 entries" in str(imgcache(ip, "list --limit 2"))
-
-    by_age = imgcache(ip, "list --sort age").entries
-    assert [e.created for e in by_age] == sorted((e.created for e in by_age), reverse=True)
-
-    by_size = imgcache(ip, "list --sort size").entries
-    assert [e.size for e in by_size] == sorted((e.size for e in by_size), reverse=True)
-
-    store = ResultStore(cache)
-    favourite = by_age[-1]
-    for _ in range(3):
-        assert store.lookup(favourite.key) is not None
-    by_hits = imgcache(ip, "list --sort hits").entries
-    assert by_hits[0].key == favourite.key
-    assert by_hits[0].hits == 3
 
 
 # -- inspect ----------------------------------------------------------------------------------
@@ -177,24 +152,8 @@ def test_inspect_an_image_path_shows_input_and_results_side_by_side(
     assert html.count("<img ") == 4  # the input and its three results
     assert html.count("data:image/") == 4
     assert "input: astronaut.png" in html
-
-    text = str(report)
     for e in report.entries:
-        assert e.key in text
-        assert str(e.path) in text
-    for field in ("result_sha256", "backend_seconds", "created", "last_hit", "endpoint"):
-        assert field in text
-
-
-def test_inspect_by_key_prefix_and_by_image_hash_prefix(ip: InteractiveShell) -> None:
-    entries = imgcache(ip, "list").entries
-    one = next(e for e in entries if e.operation == "remove_background")
-    assert [e.key for e in imgcache(ip, f"inspect {one.key[:10]}").entries] == [one.key]
-
-    astronaut = next(e for e in entries if e.operation == "face_detail").image_hash
-    by_image = imgcache(ip, f"inspect {astronaut[:12]}").entries
-    assert len(by_image) == 3
-    assert {e.image_hash for e in by_image} == {astronaut}
+        assert e.key in html
 
 
 def test_inspect_unknown_or_ambiguous_is_a_usage_error(ip: InteractiveShell, cache: Path) -> None:
@@ -210,131 +169,49 @@ def test_inspect_unknown_or_ambiguous_is_a_usage_error(ip: InteractiveShell, cac
         imgcache(ip, "inspect abcd")
 
 
-# -- stats ------------------------------------------------------------------------------------
+# -- stats, clean, rm, verify, export, import: each shown as HTML -----------------------------
 
 
-def test_stats_counts_entries_bytes_hits_and_time_saved(ip: InteractiveShell, cache: Path) -> None:
-    store = ResultStore(cache)
-    entry = store.entries(op="upscale")[0]
-    store.lookup(entry.key)
-    store.lookup(entry.key)
-
+def test_stats_shows_totals_and_a_table_per_operation(ip: InteractiveShell) -> None:
     report = imgcache(ip, "stats")
-    expected = store.stats()
     assert report.stats.entries == 5
-    assert report.stats.hits == expected.hits >= 2
-    text = str(report)
-    assert re.search(r"entries\s+5\b", text)
-    assert re.search(r"hits\s+" + str(expected.hits), text)
-    assert "hit rate" in text
-    assert f"{expected.seconds_saved:.1f} s" in text
     html = html_of(ip, report)
+    assert "hit rate" in html
     assert "per operation" in html
     for op in ("upscale", "face_detail", "remove_background"):
         assert f">{op}</td>" in html
 
 
-# -- clean ------------------------------------------------------------------------------------
-
-
-def test_clean_without_criterion_removes_what_is_older_than_30_days(
-    ip: InteractiveShell, cache: Path
-) -> None:
-    store = ResultStore(cache)
-    old = put_entry(store, 1, created=time.time() - 31 * DAY)
-    recent = put_entry(store, 2, created=time.time() - 29 * DAY)
-
+def test_clean_shows_what_it_removed(ip: InteractiveShell, cache: Path) -> None:
+    old = put_entry(ResultStore(cache), 1, created=time.time() - 31 * DAY)
     report = imgcache(ip, "clean")
     assert [e.key for e in report.removed] == [old]
-    assert store.get(old) is None
-    assert store.get(recent) is not None
-    assert len(store) == 6
-    assert "Removed 1 entries" in str(report)
-    assert old[:12] in html_of(ip, report)
+    html = html_of(ip, report)
+    assert "Removed 1 entries" in html
+    assert f">{old[:12]}</td>" in html
 
 
 def test_clean_default_age_follows_the_setting(ip: InteractiveShell, cache: Path) -> None:
     store = ResultStore(cache)
     put_entry(store, 1, created=time.time() - 8 * DAY)
+    assert imgcache(ip, "clean").removed == []
     ip.run_line_magic("config", "ImgCacheMagics.max_age_days = 7")
     assert len(imgcache(ip, "clean").removed) == 1
 
 
-def test_clean_with_nothing_to_clean_says_so(ip: InteractiveShell, cache: Path) -> None:
-    report = imgcache(ip, "clean --max-age-days 7")
-    assert report.removed == []
-    assert "Nothing to clean" in str(report)
-    assert len(ResultStore(cache)) == 5
-
-
-def test_clean_max_age_zero_removes_everything(ip: InteractiveShell, cache: Path) -> None:
-    report = imgcache(ip, "clean --max-age-days=0")
-    assert len(report.removed) == 5
-    assert len(ResultStore(cache)) == 0
-    assert not list((cache / "results").rglob("*.png"))
-
-
-def test_clean_dry_run_deletes_nothing(ip: InteractiveShell, cache: Path) -> None:
-    files_before = sorted(p for p in cache.rglob("*") if p.is_file() and "results" in p.parts)
-    report = imgcache(ip, "clean --max-age-days 0 --dry-run")
-    assert len(report.removed) == 5
-    assert "Dry run: would remove 5 entries" in str(report)
-    assert len(ResultStore(cache)) == 5
-    files_after = sorted(p for p in cache.rglob("*") if p.is_file() and "results" in p.parts)
-    assert files_after == files_before
-
-
-def test_clean_of_more_than_ten_needs_yes(ip: InteractiveShell, cache: Path) -> None:
+def test_a_refused_clean_lists_what_it_would_remove_and_says_add_yes(
+    ip: InteractiveShell, cache: Path
+) -> None:
     store = ResultStore(cache)
     for seed in range(8):
         put_entry(store, seed)
-
     refused = imgcache(ip, "clean --max-age-days 0")
-    assert refused.refused
-    assert len(refused.removed) == 13  # listed, not removed
-    assert "Add --yes" in str(refused)
-    assert "Add --yes" in html_of(ip, refused)
+    html = html_of(ip, refused)
+    assert "Add --yes" in html
+    assert body_rows(html) == 13
     assert len(store) == 13
-
-    done = imgcache(ip, "clean --max-age-days 0 --yes")
-    assert len(done.removed) == 13
+    assert len(imgcache(ip, "clean --max-age-days 0 --yes").removed) == 13
     assert len(store) == 0
-
-
-def test_clean_missing_removes_entries_whose_file_is_gone(
-    ip: InteractiveShell, cache: Path
-) -> None:
-    store = ResultStore(cache)
-    victim = store.entries(op="remove_background")[0]
-    victim.path.unlink()
-    report = imgcache(ip, "clean --missing")
-    assert [e.key for e in report.removed] == [victim.key]
-    assert len(store) == 4
-
-
-def test_clean_max_size_evicts_the_least_recently_hit_first(
-    ip: InteractiveShell, cache: Path
-) -> None:
-    store = ResultStore(cache)
-    entries = store.entries(sort="age")
-    newest = entries[0]
-    for e in entries[1:]:  # everything but the newest is hit now
-        assert store.lookup(e.key) is not None
-    total = store.stats().bytes
-
-    report = imgcache(ip, f"clean --max-size {total - 1}")
-    assert [e.key for e in report.removed] == [newest.key]
-    assert store.stats().bytes <= total - 1
-
-
-def test_clean_criteria_combine(ip: InteractiveShell, cache: Path) -> None:
-    store = ResultStore(cache)
-    old = put_entry(store, 1, created=time.time() - 40 * DAY)
-    broken = store.entries(op="face_detail")[0]
-    broken.path.unlink()
-    report = imgcache(ip, "clean --max-age-days 30 --missing")
-    assert {e.key for e in report.removed} == {old, broken.key}
-    assert "not used for 30 days; result file missing" in str(report)
 
 
 def test_clean_accepts_sizes_with_units(ip: InteractiveShell) -> None:
@@ -342,26 +219,11 @@ def test_clean_accepts_sizes_with_units(ip: InteractiveShell) -> None:
     assert imgcache(ip, "clean --max-size 1.5MiB --dry-run").removed == []
 
 
-# -- rm ---------------------------------------------------------------------------------------
-
-
-def test_rm_a_key_deletes_that_entry_and_shows_it(ip: InteractiveShell, cache: Path) -> None:
-    store = ResultStore(cache)
-    entry = store.entries(op="remove_background")[0]
+def test_rm_shows_what_it_deleted(ip: InteractiveShell, cache: Path) -> None:
+    entry = ResultStore(cache).entries(op="remove_background")[0]
     report = imgcache(ip, f"rm {entry.key[:12]}")
     assert [e.key for e in report.removed] == [entry.key]
-    assert store.get(entry.key) is None
-    assert not entry.path.exists()
-    assert "remove_background" in str(report)
-    assert entry.key[:12] in html_of(ip, report)
-
-
-def test_rm_an_image_hash_deletes_all_its_entries(ip: InteractiveShell, cache: Path) -> None:
-    store = ResultStore(cache)
-    image_hash = store.entries(op="face_detail")[0].image_hash
-    report = imgcache(ip, f"rm {image_hash[:16]}")
-    assert len(report.removed) == 3
-    assert len(store) == 2
+    assert f">{entry.key[:12]}</td>" in html_of(ip, report)
 
 
 def test_rm_of_nothing_is_a_usage_error(ip: InteractiveShell, cache: Path) -> None:
@@ -370,93 +232,25 @@ def test_rm_of_nothing_is_a_usage_error(ip: InteractiveShell, cache: Path) -> No
     assert len(ResultStore(cache)) == 5
 
 
-# -- verify -----------------------------------------------------------------------------------
-
-
-def test_verify_reports_intact_results(ip: InteractiveShell) -> None:
-    report = imgcache(ip, "verify")
-    assert report.report.checked == 5
-    assert report.report.damaged == []
-    assert "all intact" in str(report)
-    assert "all intact" in html_of(ip, report)
-
-
-def test_verify_drops_corrupt_and_missing_results(ip: InteractiveShell, cache: Path) -> None:
-    store = ResultStore(cache)
-    corrupt = store.entries(op="face_detail")[0]
-    corrupt.path.write_bytes(b"\0" * corrupt.size)  # same size: only re-hashing sees it
-    missing = store.entries(op="remove_background")[0]
+def test_verify_shows_the_damaged_results(ip: InteractiveShell, cache: Path) -> None:
+    assert "all intact" in html_of(ip, imgcache(ip, "verify"))
+    missing = ResultStore(cache).entries(op="remove_background")[0]
     missing.path.unlink()
-
-    report = imgcache(ip, "verify")
-    damaged = {e.key: reason for e, reason in report.report.damaged}
-    assert set(damaged) == {corrupt.key, missing.key}
-    assert "2 damaged" in str(report)
-    assert "missing" in html_of(ip, report)
-    assert len(store) == 3
+    html = html_of(ip, imgcache(ip, "verify"))
+    assert "1 damaged" in html
+    assert f">{missing.key[:12]}</td>" in html
 
 
-# -- export and import ------------------------------------------------------------------------
-
-
-def test_export_then_import_into_an_empty_store_round_trips(
-    ip: InteractiveShell, cache: Path, tmp_path: Path
+def test_export_then_import_into_another_store_set_by_config(
+    ip: InteractiveShell, tmp_path: Path
 ) -> None:
     target = tmp_path / "legacy" / "image-processing-cache.json"
-    exported = imgcache(ip, f"export {target}")
-    # legacy has one slot per operation: of the two astronaut upscales, the newest is kept
-    assert exported.count == 4
-    legacy = json.loads(target.read_text())
-    assert set(legacy) == {e.image_hash for e in ResultStore(cache).entries()}
-    for record in legacy.values():
-        assert isinstance(record["timestamp"], int)
-        assert set(record) - {"timestamp"} <= {"bgRemoved", "upscaled", "faceDetailed"}
-    assert sum(len(r) - 1 for r in legacy.values()) == 4
-
-    fresh = tmp_path / "fresh-cache"
-    ip.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(fresh)!r}")
-    assert imgcache(ip, "list").entries == []
+    assert "Exported 4 results" in html_of(ip, imgcache(ip, f"export {target}"))
+    ip.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(tmp_path / 'fresh')!r}")
     imported = imgcache(ip, f"import {target}")
     assert imported.report.imported == 4
-    assert "Imported 4 results" in str(imported)
-
-    imgcache(ip, f"export {tmp_path / 'again.json'}")
-    again = json.loads((tmp_path / "again.json").read_text())
-    assert {h: sorted(r) for h, r in again.items()} == {h: sorted(r) for h, r in legacy.items()}
-    for image_hash, record in legacy.items():
-        for slot in ("bgRemoved", "upscaled", "faceDetailed"):
-            if slot in record:
-                original = Path(record[slot]).read_bytes()
-                assert Path(again[image_hash][slot]).read_bytes() == original
-    assert imgcache(ip, "verify").report.damaged == []
-
-    assert imgcache(ip, f"import {target}").report.already_present == 4
-
-
-def test_import_with_root_finds_web_paths_and_counts_missing(
-    ip: InteractiveShell, tmp_path: Path, photos: dict[str, Path]
-) -> None:
-    app = tmp_path / "old-app"
-    processed = app / "public" / "uploads" / "processed_images"
-    processed.mkdir(parents=True)
-    shutil.copy(photos["chelsea"], processed / "cat-nobg.png")
-    legacy = {
-        "a" * 64: {
-            "bgRemoved": "/uploads/processed_images/cat-nobg.png",
-            "timestamp": 1672531200000,
-        },
-        "b" * 64: {"upscaled": "/uploads/processed_images/gone.png", "timestamp": 1672531200000},
-    }
-    cache_file = app / ".cache" / "image-processing-cache.json"
-    cache_file.parent.mkdir()
-    cache_file.write_text(json.dumps(legacy))
-
-    report = imgcache(ip, f"import {cache_file} --root {app / 'public'}")
-    assert report.report.imported == 1
-    assert report.report.skipped_missing == ["/uploads/processed_images/gone.png"]
-    assert "1 skipped" in str(report)
-    assert (processed / "cat-nobg.png").exists()  # copied, never moved
-    assert imgcache(ip, "inspect " + "a" * 12).entries[0].operation == "remove_background"
+    assert "Imported 4 results" in html_of(ip, imported)
+    assert len(imgcache(ip, "list").entries) == 4
 
 
 def test_import_of_a_missing_file_is_a_usage_error(ip: InteractiveShell, tmp_path: Path) -> None:

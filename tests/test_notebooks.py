@@ -30,3 +30,5 @@ def test_notebook_runs(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatc
     if name == "quickstart.ipynb":
         assert "False True" in text  # fresh, then a cache hit
         assert (work / ".cache" / "nbimgprep" / "index.sqlite").exists()
+    if name == "batch.ipynb":
+        assert "second run: 12 of 12 hits" in text

@@ -248,8 +248,9 @@ def _add_run_command(
     sub = subparsers.add_parser(
         "run",
         help="process images through the cache",
-        description="Run OP on each IMAGE through the cache and print, per image, whether it "
-        "was a cache hit or fresh, and the result's path.",
+        description="Run OP on each image through the cache and print, per image, whether it "
+        "was a cache hit, fresh or failed, and the result's path. IMAGE may be a file, a folder "
+        "(its images) or a quoted glob ('shoot/**/*.jpg').",
     )
     sub.set_defaults(command="run")
     if cache_dir_flag:
@@ -257,7 +258,7 @@ def _add_run_command(
     sub.add_argument(
         "operation", metavar="OP", choices=sorted(OPERATIONS), help=", ".join(sorted(OPERATIONS))
     )
-    sub.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    sub.add_argument("images", metavar="IMAGE", nargs="+", help="image files, folders or globs")
     sub.add_argument("--scale", type=int, choices=(2, 4), help="upscale factor: 2 or 4")
     sub.add_argument(
         "--backend",
@@ -267,6 +268,33 @@ def _add_run_command(
     sub.add_argument(
         "--refresh", action="store_true", help="call the backend even on a hit; replace the entry"
     )
+    sub.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="calls in flight at once (default 16; raise it with your fal.ai account's limit)",
+    )
+    sub.add_argument(
+        "--max-fresh",
+        type=_count,
+        metavar="N",
+        help="make at most N fresh (paid) calls; the images past it fail with 'over budget'",
+    )
+    sub.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (hits, fresh calls, output megapixels); call nothing",
+    )
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the number must be 0 or more")
+    return value
 
 
 def cache_parser(prog: str = "%imgcache") -> CommandParser:

@@ -11,10 +11,12 @@ on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import time
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -25,6 +27,7 @@ from .batch_results import Batch, BatchItem, Plan
 from .errors import BudgetExceeded, ImageError, NbimgprepError, OperationError, RateLimited
 from .images import ImageRef
 from .operations import get_operation
+from .pixels import open_image
 from .results import ProgressCallback, Result, Source
 from .throttle import DEFAULT_CONCURRENCY, Throttle
 
@@ -148,16 +151,16 @@ def _survey(proc: Processor, operation: str, source: Source, label: str, params:
 
 
 def _header_size(image: ImageRef) -> tuple[int, int]:
-    """(width, height) upright, from the file's header alone where there is a file."""
+    """(width, height) from the file's header alone where there is a file. EXIF orientation
+    is left out: turning an image does not change its megapixels, all a plan needs."""
     if image.path is None:
         return image.size
     try:
-        with Image.open(image.path) as header:
+        with open_image(image.path) as header:
             width, height = header.size
-            orientation = header.getexif().get(0x0112, 1)
-    except OSError:
+    except (OSError, ValueError, Image.DecompressionBombError):
         return image.size  # decoding names the problem
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return int(width), int(height)
 
 
 def plan(proc: Processor, operation: str, sources: Sources, **params: Any) -> Plan:
@@ -187,6 +190,7 @@ async def run_many(
     max_fresh: int | None = None,
     refresh: bool = False,
     on_progress: ProgressCallback | None = None,
+    on_item: Callable[[BatchItem], object] | None = None,
     **params: Any,
 ) -> Batch:
     """See :meth:`nbimgprep.Processor.run_many`."""
@@ -210,9 +214,17 @@ async def run_many(
         )
 
     bar = _ProgressBar(op.name, len(inputs), enabled=progress)
-    for outcome in outcomes:
-        if outcome is not None:
-            bar.count(outcome)
+
+    def finish(item: _Input, outcome: Result | NbimgprepError) -> None:
+        outcomes[item.index] = outcome
+        bar.count(outcome)
+        if on_item is not None:
+            with bar.writing():
+                _tell(on_item, _item(item, outcome))
+
+    for item in inputs:
+        if (pre := outcomes[item.index]) is not None:
+            finish(item, pre)
     throttle = Throttle(limit)
     pending = iter([i for i in inputs if i.index in runnable])
 
@@ -242,8 +254,7 @@ async def run_many(
             finally:
                 throttle.release()
             break
-        outcomes[item.index] = outcome
-        bar.count(outcome)
+        finish(item, outcome)
         if on_error == "raise" and isinstance(outcome, NbimgprepError):
             raise outcome
 
@@ -261,18 +272,22 @@ async def run_many(
         first = next((o for o in outcomes if isinstance(o, NbimgprepError)), None)
         if first is not None:
             raise first
-    items = tuple(
-        BatchItem(
-            i.index,
-            i.source,
-            i.label,
-            result=o if isinstance(o, Result) else None,
-            error=o if isinstance(o, NbimgprepError) else None,
-        )
-        for i, o in zip(inputs, outcomes, strict=True)
-        if o is not None
-    )
+    items = tuple(_item(i, o) for i, o in zip(inputs, outcomes, strict=True) if o is not None)
     return Batch(op.name, items, time.perf_counter() - started, canonical, throttle.refusals)
+
+
+def _item(item: _Input, outcome: Result | NbimgprepError) -> BatchItem:
+    if isinstance(outcome, Result):
+        return BatchItem(item.index, item.source, item.label, result=outcome)
+    return BatchItem(item.index, item.source, item.label, error=outcome)
+
+
+def _tell(on_item: Callable[[BatchItem], object], item: BatchItem) -> None:
+    """Call the user's callback; a failing one is reported, never allowed to sink the batch."""
+    try:
+        on_item(item)
+    except Exception as exc:
+        warnings.warn(f"on_item callback failed: {exc!r}", RuntimeWarning, stacklevel=2)
 
 
 async def _first_failure(tasks: Sequence[asyncio.Task[None]]) -> None:
@@ -341,6 +356,12 @@ class _ProgressBar:
         if self._bar is not None:
             self._bar.set_postfix(self.counts, refresh=False)
             self._bar.update(1)
+
+    def writing(self) -> contextlib.AbstractContextManager[object]:
+        """Around a line printed while the bar shows: the bar steps aside, then comes back."""
+        if self._bar is None:
+            return contextlib.nullcontext()
+        return self._bar.external_write_mode()  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._bar is not None:

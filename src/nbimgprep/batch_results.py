@@ -6,15 +6,14 @@ failures as text.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
 from .errors import BudgetExceeded, NbimgprepError
 from .results import Result, Source
+from .thumbnails import CHECKERBOARD_CSS, thumbnail_of_file
 
 __all__ = ["GRID_LIMIT", "Batch", "BatchItem", "ItemStatus", "Plan"]
 
@@ -152,8 +151,10 @@ def _tile(item: BatchItem) -> str:
     status = item.status
     name = html.escape(_short(item.label))
     if item.result is not None:
-        body = f'<img src="{_thumbnail_uri(item.result)}" style="max-width:{TILE_PX}px;'
-        body += f'max-height:{TILE_PX}px;background:#eee"/>'
+        thumb = thumbnail_of_file(item.result.path, TILE_PX)
+        uri = thumb.data_uri() if thumb is not None else ""
+        body = f'<img src="{uri}" style="max-width:{TILE_PX}px;max-height:{TILE_PX}px;'
+        body += f'{CHECKERBOARD_CSS}"/>'
     else:
         body = (
             f'<div style="width:{TILE_PX}px;height:{TILE_PX}px;overflow:hidden;'
@@ -173,26 +174,6 @@ def _tile(item: BatchItem) -> str:
 def _short(label: str, keep: int = 14) -> str:
     tail = label.replace("\\", "/").rsplit("/", 1)[-1]
     return tail if len(tail) <= keep else tail[: keep - 1] + "…"
-
-
-def _thumbnail_uri(result: Result) -> str:
-    """A small JPEG (PNG where the result has alpha) of the result, as a data URI."""
-    from PIL import Image
-
-    try:
-        with Image.open(result.path) as img:
-            img.draft("RGB", (TILE_PX, TILE_PX))  # JPEG: decode at a reduced scale
-            img.thumbnail((TILE_PX, TILE_PX))
-            alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
-            out = io.BytesIO()
-            if alpha:
-                img.save(out, format="PNG")
-            else:
-                img.convert("RGB").save(out, format="JPEG", quality=80)
-    except OSError:
-        return ""
-    mime = "image/png" if alpha else "image/jpeg"
-    return f"data:{mime};base64,{base64.b64encode(out.getvalue()).decode()}"
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return processors[-1]
 
     def show(item: RunItem) -> None:
-        print(item.line(), file=sys.stdout if item.result else sys.stderr, flush=True)
+        print(item.line(), flush=True)  # stdout; the progress bar is on stderr
 
     try:
         report = execute(args, store=make_store, processor=make_processor, on_item=show)

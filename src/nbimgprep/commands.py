@@ -29,12 +29,14 @@ from .reports import (
     RemovalSummary,
     Report,
     RunItem,
+    RunPlan,
     RunSummary,
     VerifySummary,
 )
 from .store import DEFAULT_MAX_AGE_DAYS
 
 if TYPE_CHECKING:
+    from .batch_results import BatchItem
     from .processor import Processor
     from .store import Entry, ResultStore, SortKey
 
@@ -209,21 +211,40 @@ def run(
     *,
     scale: int | None = None,
     refresh: bool = False,
+    concurrency: int | None = None,
+    max_fresh: int | None = None,
+    dry_run: bool = False,
+    progress: bool = True,
     on_item: Callable[[RunItem], None] | None = None,
-) -> RunSummary:
-    """``run``: each image through the cache; a failure is recorded and the rest go on."""
+) -> RunSummary | RunPlan:
+    """``run``: the images (files, folders, globs) as one batch through the cache; a failure
+    is recorded and the rest go on. ``dry_run``: the plan only, nothing called."""
     params: dict[str, Any] = {} if scale is None else {"scale": scale}
-    summary = RunSummary(operation)
-    for image in images:
-        try:
-            result = processor.run_sync(operation, image, refresh=refresh, **params)
-            item = RunItem(image, result=result)
-        except (NbimgprepError, OSError) as exc:
-            item = RunItem(image, error=str(exc) or type(exc).__name__)
-        summary.items.append(item)
+    sources = list(images)
+    if dry_run:
+        return RunPlan(operation, processor.plan(operation, sources, **params))
+
+    def tell(item: BatchItem) -> None:
         if on_item is not None:
-            on_item(item)
-    return summary
+            on_item(_run_item(item))
+
+    batch = processor.run_many_sync(
+        operation,
+        sources,
+        refresh=refresh,
+        concurrency=concurrency,
+        max_fresh=max_fresh,
+        progress=progress,
+        on_item=tell,
+        **params,
+    )
+    return RunSummary(operation, [_run_item(item) for item in batch.items])
+
+
+def _run_item(item: BatchItem) -> RunItem:
+    if item.result is not None:
+        return RunItem(item.label, result=item.result)
+    return RunItem(item.label, error=str(item.error))
 
 
 def execute(
@@ -247,6 +268,9 @@ def execute(
             args.images,
             scale=args.scale,
             refresh=args.refresh,
+            concurrency=args.concurrency,
+            max_fresh=args.max_fresh,
+            dry_run=args.dry_run,
             on_item=on_item,
         )
     s = store()

@@ -80,10 +80,13 @@ class Operation:
     legacy_key: str
     fal_endpoint: str
     params: tuple[Param, ...]
+    #: What a user gets, in a few words (listed when an unknown operation is asked for).
     summary: str
     # Maps canonical params to the fal endpoint's request arguments.
     fal_arguments: Callable[[Mapping[str, Any]], dict[str, Any]]
-    keeps_alpha: bool = False
+    #: The parameter that multiplies the output's width and height (upscale's ``scale``);
+    #: None when the output has the input's size.
+    size_factor: str | None = None
 
     @property
     def local_endpoint(self) -> str:
@@ -118,8 +121,8 @@ class Operation:
 
     def output_size(self, size: tuple[int, int], params: Mapping[str, Any]) -> tuple[int, int]:
         """The (width, height) this operation produces from an input of ``size``."""
-        scale = int(params.get("scale", 1)) if self.name == "upscale" else 1
-        return size[0] * scale, size[1] * scale
+        factor = 1 if self.size_factor is None else int(params[self.size_factor])
+        return size[0] * factor, size[1] * factor
 
 
 def _birefnet_arguments(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,16 +150,15 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType(
                 params=(),
                 summary="PNG with alpha, subject kept",
                 fal_arguments=_birefnet_arguments,
-                keeps_alpha=True,
             ),
             Operation(
                 name="upscale",
                 legacy_key="upscaled",
                 fal_endpoint="fal-ai/seedvr/upscale/image",
                 params=(Param("scale", 2, (2, 4), "how many times larger: 2 or 4", "{value}x"),),
-                summary="image scaled by `scale` (2 or 4)",
+                summary="the image, `scale` (2 or 4) times larger",
                 fal_arguments=_upscale_arguments,
-                keeps_alpha=False,
+                size_factor="scale",
             ),
             Operation(
                 name="face_detail",
@@ -176,8 +178,9 @@ def get_operation(name: str) -> Operation:
     try:
         return OPERATIONS[name]
     except (KeyError, TypeError):
+        what = " ".join(f"{op.name}: {op.summary}." for op in OPERATIONS.values())
         raise OperationError(
-            f"Unknown operation {name!r}; use one of {', '.join(OPERATIONS)}."
+            f"Unknown operation {name!r}; use one of {', '.join(OPERATIONS)}. {what}"
         ) from None
 
 

@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +25,7 @@ from filelock import AsyncFileLock
 from . import batch
 from .backends import Backend, BackendOutput, make_backend
 from .batch import Sources
-from .batch_results import Batch, Plan
+from .batch_results import Batch, BatchItem, Plan
 from .errors import ImageError, InvalidResult, OperationError, ProcessingCancelled, StoreError
 from .images import MAX_PIXELS, ImageRef, content_type_of, decode_image
 from .operations import Endpoint, Operation, cache_key, get_operation
@@ -177,6 +177,7 @@ class Processor:
         max_fresh: int | None = None,
         refresh: bool = False,
         on_progress: ProgressCallback | None = None,
+        on_item: Callable[[BatchItem], object] | None = None,
         **params: Any,
     ) -> Batch:
         """Run ``operation`` on every source: a list of paths, bytes, PIL images or
@@ -187,7 +188,8 @@ class Processor:
         :data:`~nbimgprep.throttle.DEFAULT_CONCURRENCY`; a 429 lowers it for a while and the
         refused item is retried). ``progress`` shows a tqdm bar; ``on_error="raise"`` raises
         the first error and cancels the rest; ``max_fresh=N`` makes at most N fresh calls,
-        the items past it hold :class:`~nbimgprep.errors.BudgetExceeded`.
+        the items past it hold :class:`~nbimgprep.errors.BudgetExceeded`. ``on_item``
+        receives each :class:`~nbimgprep.batch_results.BatchItem` as it finishes.
         """
         return await batch.run_many(
             self,
@@ -199,6 +201,7 @@ class Processor:
             max_fresh=max_fresh,
             refresh=refresh,
             on_progress=on_progress,
+            on_item=on_item,
             **params,
         )
 

@@ -16,6 +16,7 @@ import asyncio
 import io
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageFilter
@@ -41,7 +42,18 @@ FACE_CASCADE = "haarcascade_frontalface_default.xml"
 INSTALL_HINT = 'pip install "nbimgprep[local]"'
 
 Logs = list[str]
-Work = Callable[[Image.Image, Mapping[str, Any], "Checkpoint"], tuple[Image.Image, Logs]]
+#: (input, the output size the operation promises, params, checkpoint) -> (output, log lines)
+Work = Callable[
+    [Image.Image, tuple[int, int], Mapping[str, Any], "Checkpoint"], tuple[Image.Image, Logs]
+]
+
+
+@dataclass(frozen=True)
+class LocalWork:
+    """How the local backend does one operation, and whether it needs OpenCV for it."""
+
+    work: Work
+    needs_cv: bool
 
 
 class _Cancelled(Exception):
@@ -83,18 +95,20 @@ class LocalBackend:
         endpoint: Endpoint,
         report: ProgressReporter,
     ) -> BackendOutput:
-        work = _WORK.get(operation.name)
-        if work is None:
+        how = _WORK.get(operation.name)
+        if how is None:
             raise BackendError(
                 f"The local backend cannot run {operation.name!r}; it runs "
                 f"{', '.join(_WORK)}. Use the fal backend for it."
             )
-        if operation.name != "upscale":
+        if how.needs_cv:
             _require_cv()
         report("running", logs=[f"{operation.name} of {image.name} on this machine (offline)"])
         checkpoint = Checkpoint()
         try:
-            data, logs = await asyncio.to_thread(_run_work, work, image, params, checkpoint)
+            data, logs = await asyncio.to_thread(
+                _run_work, how.work, operation, image, params, checkpoint
+            )
         except asyncio.CancelledError:
             checkpoint.cancel()
             raise
@@ -110,13 +124,17 @@ class LocalBackend:
 
 
 def _run_work(
-    work: Work, image: ImageRef, params: Mapping[str, Any], checkpoint: Checkpoint
+    work: Work,
+    operation: Operation,
+    image: ImageRef,
+    params: Mapping[str, Any],
+    checkpoint: Checkpoint,
 ) -> tuple[bytes, Logs]:
     """Decode, process and encode, in the worker thread; errors become BackendErrors."""
     img = image.open()
     checkpoint()
     try:
-        result, logs = work(img, params, checkpoint)
+        result, logs = work(img, operation.output_size(img.size, params), params, checkpoint)
     except (_Cancelled, BackendError):
         raise
     except MemoryError:
@@ -161,11 +179,10 @@ def _require_cv() -> tuple[Any, Any]:
 
 
 def _upscale(
-    img: Image.Image, params: Mapping[str, Any], checkpoint: Checkpoint
+    img: Image.Image, size: tuple[int, int], params: Mapping[str, Any], checkpoint: Checkpoint
 ) -> tuple[Image.Image, Logs]:
-    """Lanczos to exactly ``scale`` x the size, then a mild unsharp mask on the colour only."""
-    scale = int(params.get("scale", 2))
-    size = (img.width * scale, img.height * scale)
+    """Lanczos to exactly the promised size, then a mild unsharp mask on the colour only."""
+    scale = size[0] / img.width
     big = img.resize(size, Image.Resampling.LANCZOS)  # RGBA/LA: premultiplied by Pillow
     checkpoint()
     sharpen = ImageFilter.UnsharpMask(radius=0.6 * scale, percent=70, threshold=2)
@@ -175,7 +192,7 @@ def _upscale(
         big = Image.merge(big.mode, (*body.split(), alpha))
     else:
         big = _filter_in_bands(big, sharpen)
-    return big, [f"Lanczos x{scale} with mild sharpening: {size[0]}x{size[1]}"]
+    return big, [f"Lanczos x{scale:g} with mild sharpening: {size[0]}x{size[1]}"]
 
 
 def _filter_in_bands(
@@ -210,7 +227,7 @@ def _filter_in_bands(
 
 
 def _remove_background(
-    img: Image.Image, params: Mapping[str, Any], checkpoint: Checkpoint
+    img: Image.Image, size: tuple[int, int], params: Mapping[str, Any], checkpoint: Checkpoint
 ) -> tuple[Image.Image, Logs]:
     """GrabCut on a small copy, cleaned and feathered, then applied at full size as alpha."""
     cv2, np = _require_cv()
@@ -345,7 +362,7 @@ def _guided_filter(cv2: Any, np: Any, guide: Any, src: Any, radius: int, eps: fl
 
 
 def _face_detail(
-    img: Image.Image, params: Mapping[str, Any], checkpoint: Checkpoint
+    img: Image.Image, size: tuple[int, int], params: Mapping[str, Any], checkpoint: Checkpoint
 ) -> tuple[Image.Image, Logs]:
     """Find frontal faces; gently smooth, sharpen and lift the contrast of each one."""
     cv2, np = _require_cv()
@@ -432,8 +449,8 @@ def _enhance_face(cv2: Any, np: Any, src: Any, out: Any, box: Sequence[int]) -> 
     np.copyto(target, mixed, where=np.broadcast_to(changed, target.shape))
 
 
-_WORK: Mapping[str, Work] = {
-    "remove_background": _remove_background,
-    "upscale": _upscale,
-    "face_detail": _face_detail,
+_WORK: Mapping[str, LocalWork] = {
+    "remove_background": LocalWork(_remove_background, needs_cv=True),
+    "upscale": LocalWork(_upscale, needs_cv=False),  # Pillow alone
+    "face_detail": LocalWork(_face_detail, needs_cv=True),
 }

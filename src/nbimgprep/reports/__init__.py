@@ -24,7 +24,7 @@ from .maintenance import (
     RemovalSummary,
     VerifySummary,
 )
-from .run import RunItem, RunSummary
+from .run import RunItem, RunPlan, RunSummary
 
 __all__ = [
     "HTML_ROW_LIMIT",
@@ -38,6 +38,7 @@ __all__ = [
     "RemovalSummary",
     "Report",
     "RunItem",
+    "RunPlan",
     "RunSummary",
     "VerifySummary",
     "thumbnail_uri",

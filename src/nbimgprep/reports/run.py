@@ -9,9 +9,10 @@ from ..formatting import Table
 from .base import Report, note
 
 if TYPE_CHECKING:
+    from ..batch_results import Plan
     from ..results import Result
 
-__all__ = ["RunItem", "RunSummary"]
+__all__ = ["RunItem", "RunPlan", "RunSummary"]
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,17 @@ class RunSummary(Report):
         ]
         table = Table(("", "image", "result", "time"), rows, right=frozenset({3}))
         return table.html() + note(self.footer())
+
+
+@dataclass(repr=False)
+class RunPlan(Report):
+    """``run --dry-run``: how many images are hits and how many would be fresh calls."""
+
+    operation: str
+    plan: Plan
+
+    def text(self) -> str:
+        return f"{self.operation} (dry run, nothing called): {self.plan}."
+
+    def html(self) -> str:
+        return note(f"{self.operation} (dry run, nothing called)") + self.plan._repr_html_()
