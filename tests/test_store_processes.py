@@ -96,3 +96,68 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert store.verify().damaged == []
     con = sqlite3.connect(cache / "index.sqlite")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+MANY_WRITER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_store import put
+    from nbimgprep import ResultStore
+    store = ResultStore({cache!r})
+    for n in range({first}, {first} + {count}):
+        put(store, n)
+    print("done", flush=True)
+    """
+)
+
+MAINTAINER = textwrap.dedent(
+    """
+    import os, sys
+    from nbimgprep import ResultStore
+    store = ResultStore({cache!r})
+    rounds = 0
+    while not os.path.exists({stop!r}) or rounds < 3:
+        if {what!r} == "clean":
+            store.clean(max_age_days=30)
+            store.clean(max_age_days=None, missing=True)
+        else:
+            assert store.verify().damaged == []
+        rounds += 1
+    print("rounds", rounds, flush=True)
+    """
+)
+
+
+def test_four_writers_a_cleaner_and_a_verifier_at_once_lose_nothing(tmp_path: Path) -> None:
+    cache, stop, per_writer = tmp_path / "cache", tmp_path / "stop", 500
+    ResultStore(cache).close()
+    tests = str(Path(__file__).parent)
+    run = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for code in [
+            *(
+                MANY_WRITER.format(tests=tests, cache=str(cache), first=i * 1000, count=per_writer)
+                for i in range(4)
+            ),
+            MAINTAINER.format(cache=str(cache), stop=str(stop), what="clean"),
+            MAINTAINER.format(cache=str(cache), stop=str(stop), what="verify"),
+        ]
+    ]
+    writers, maintainers = run[:4], run[4:]
+    outputs = [w.communicate(timeout=600) for w in writers]
+    stop.touch()
+    outputs += [m.communicate(timeout=600) for m in maintainers]
+    for process, (_out, err) in zip(run, outputs, strict=True):
+        assert process.returncode == 0, err
+        assert "locked" not in err
+    store = ResultStore(cache)
+    assert len(store) == 4 * per_writer
+    assert store.verify().damaged == []
+    con = sqlite3.connect(cache / "index.sqlite")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -61,17 +61,27 @@ Box = tuple[int, int, int, int]
 
 @dataclass(frozen=True)
 class FileStamp:
-    """What identifies an unchanged file without reading it: (path, size, mtime_ns, inode)."""
+    """What identifies an unchanged file without reading it.
+
+    (path, size, mtime_ns, inode) as the original memo had, plus what a user cannot set
+    back: the inode change time ``ctime_ns`` (``touch -m``, ``cp -p`` and ``rsync -t`` can
+    restore an mtime, but any write moves the ctime, as git's index relies on) and the
+    device, so a file on another disk with the same inode number is another file.
+    """
 
     path: str
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int
+    device: int
 
     @classmethod
     def of(cls, path: Path) -> FileStamp:
         st = path.stat()
-        return cls(str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+        return cls(
+            str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_dev
+        )
 
 
 class HashMemo(Protocol):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import tempfile
 import threading
 import time
 import warnings
@@ -31,9 +30,14 @@ from .images import MAX_PIXELS, ImageRef, content_type_of, decode_image
 from .operations import Endpoint, Operation, cache_key, get_operation
 from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source
 from .store import Entry, ResultMeta, ResultStore
+from .store.files import uncached_copy
 from .sync_loop import LoopThread
 
 __all__ = ["ProgressEvent", "Processor", "Result", "Source"]
+
+#: Set once this process has warned that results are not being cached (once per process,
+#: however many Processors it makes).
+_store_warned = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,6 @@ class Processor:
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._loop_thread = LoopThread()
-        self._store_warned = False
 
     def __repr__(self) -> str:
         return f"Processor(backend={self.backend.name!r}, cache_dir={str(self.store.root)!r})"
@@ -279,7 +282,7 @@ class Processor:
             emit(kind, position, tuple(str(line) for line in logs))
 
         try:
-            async with _key_lock(self.store.lock_path(request.key)):
+            async with _key_lock(self.store.lock_path(request.key), self.store.file_mode):
                 if not request.refresh:
                     # Another process may have produced it while we waited for the lock.
                     entry = await asyncio.to_thread(
@@ -348,21 +351,20 @@ class Processor:
     def _uncached(
         self, request: _Request, exc: StoreError, output: BackendOutput, size: tuple[int, int]
     ) -> Result:
-        """The store cannot be written: hand the result over anyway, from a temp file."""
-        if not self._store_warned:
-            self._store_warned = True
+        """The store cannot be written: hand the result over anyway, from a temp file (in a
+        folder removed when the process exits). One warning per process."""
+        if not _store_warned.is_set():
+            _store_warned.set()
             warnings.warn(
                 f"{exc} Results are returned but NOT cached until this is fixed "
                 "(free disk space, or point NBIMGPREP_CACHE_DIR at a writable folder).",
                 RuntimeWarning,
                 stacklevel=2,
             )
-        fd, name = tempfile.mkstemp(prefix=f"nbimgprep-{request.op.name}-", suffix=".png")
-        with os.fdopen(fd, "wb") as f:
-            f.write(output.data)
+        name = uncached_copy(output.data, prefix=f"nbimgprep-{request.op.name}-")
         return Result(
             cache_hit=False,
-            path=Path(name),
+            path=name,
             key=request.key,
             image_hash=request.image.sha256,
             operation=request.op.name,
@@ -421,15 +423,18 @@ class _key_lock:
     read-only store, a full disk) the call goes ahead unlocked rather than waiting for ever.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mode: int = 0o600) -> None:
         self._path = path
+        self._mode = mode
         self._lock: AsyncFileLock | None = None
 
     async def __aenter__(self) -> None:
-        if not _can_create(self._path):
+        if not _can_create(self._path, self._mode):
             return
         # Each attempt is one non-blocking flock() call: cheap enough to make on the loop.
-        lock = AsyncFileLock(str(self._path), thread_local=False, run_in_executor=False)
+        lock = AsyncFileLock(
+            str(self._path), mode=self._mode, thread_local=False, run_in_executor=False
+        )
         try:
             await lock.acquire(poll_interval=0.01)
         except OSError:
@@ -441,11 +446,11 @@ class _key_lock:
             await self._lock.release()
 
 
-def _can_create(path: Path) -> bool:
+def _can_create(path: Path, mode: int) -> bool:
     """Whether the lock file can be opened for writing (its folder made if need be)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, mode))
     except OSError:
         return False
     return True

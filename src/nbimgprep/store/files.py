@@ -8,16 +8,26 @@ Layout under the store root::
     tmp/                        files being written, renamed into place when complete
 
 Every write goes to ``tmp/``, is fsynced and renamed into place, so a reader sees the old
-file or the new one. Nothing outside the root is ever deleted: :meth:`StoreFiles.unlink`
-refuses it.
+file or the new one; what a killed writer leaves in ``tmp/`` is removed at a later open once
+it is a few minutes old. Nothing outside the root is ever deleted: :meth:`StoreFiles.unlink`
+refuses it. The store is private: folders 0700, files 0600, unless its root folder was made
+group-accessible on purpose, in which case the group gets the same access to what is made
+inside (see the README).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import json
 import os
+import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
@@ -36,6 +46,9 @@ DEFAULT_CACHE_FOLDER = Path(".cache", "nbimgprep")
 
 _FOLDERS = ("results", "entries", "locks", "tmp")
 
+#: A file in ``tmp/`` older than this was left by a writer that died: removed at open.
+STALE_TMP_SECONDS = 300.0
+
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """``NBIMGPREP_CACHE_DIR`` if set, else ``.cache/nbimgprep`` under the working directory."""
@@ -44,22 +57,100 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(configured).expanduser() if configured else Path.cwd() / DEFAULT_CACHE_FOLDER
 
 
+@dataclass(frozen=True)
+class ResultStamp:
+    """A result file's stat signature, recorded at put time and compared on every hit.
+
+    Any write to the file moves its ctime (which a user cannot set back) or replaces its inode;
+    a changed stamp means the file is re-hashed before it is served.
+    """
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: Path) -> ResultStamp:
+        st = path.stat()
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 class StoreFiles:
-    """The files under one store root (the index is :class:`~nbimgprep.store.index.Index`)."""
+    """The files under one store root (the index is :class:`~nbimgprep.store.index.Index`).
+
+    ``read_only`` is found out by :meth:`create`: a root the process cannot write to (a
+    read-only mount, a colleague's folder) is opened for reading only.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.read_only = False
+        self.dir_mode = 0o700
+        self.file_mode = 0o600
 
     def create(self) -> None:
-        """Make the store's folders, or say clearly why they cannot be made."""
+        """Make the store's folders (0700), or find the store read-only, or say clearly why
+        it cannot be used."""
+        advice = f"Set {CACHE_DIR_ENV} or pass cache_dir= to a writable folder."
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"The cache directory {self.root} is a file, not a folder. {advice}")
         try:
-            for sub in _FOLDERS:
-                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise StoreError(
-                f"Cannot create the cache directory {self.root} ({exc.strerror}). "
-                f"Set {CACHE_DIR_ENV} or pass cache_dir= to a writable folder."
+                f"Cannot create the cache directory {self.root} ({exc.strerror}). {advice}"
             ) from None
+        group = stat.S_IMODE(self.root.stat().st_mode) & 0o070
+        self.dir_mode = 0o700 | group
+        self.file_mode = 0o600 | (group & 0o060)
+        self.read_only = not os.access(self.root, os.W_OK | os.X_OK)
+        if self.read_only:
+            if not (self.root / "entries").is_dir() and any(self.root.iterdir()):
+                raise StoreError(f"{self.root} is read-only and holds no nbimgprep store.")
+            return
+        try:
+            for sub in _FOLDERS:
+                self.make_folder(self.root / sub)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot create the cache directory {self.root / sub} ({exc.strerror}). {advice}"
+            ) from None
+        self.read_only = not os.access(self.root / "entries", os.W_OK | os.X_OK)
+        self.remove_stale_tmp()
+
+    def remove_stale_tmp(self, older_than: float = STALE_TMP_SECONDS) -> int:
+        """Remove what writers that died left in ``tmp/``. Returns how many files."""
+        cutoff = time.time() - older_than
+        removed = 0
+        for leftover in (self.root / "tmp").iterdir():
+            with contextlib.suppress(OSError):
+                if leftover.lstat().st_mtime < cutoff:
+                    self.unlink(leftover)
+                    removed += 1
+        return removed
+
+    def make_private(self, path: Path) -> None:
+        """Create ``path`` (empty) with the store's file mode if it does not exist yet: SQLite
+        then keeps that mode (the index's -wal and -shm copy it)."""
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, self.file_mode)
+        except FileExistsError:
+            return
+        try:
+            os.fchmod(fd, self.file_mode)  # past the umask
+        finally:
+            os.close(fd)
+
+    def make_folder(self, path: Path) -> None:
+        """Create a folder with the store's folder mode (past the umask), if it is missing."""
+        if path.is_dir():
+            return
+        try:
+            path.mkdir(mode=self.dir_mode)
+        except FileExistsError:
+            return
+        path.chmod(self.dir_mode | (stat.S_IMODE(path.stat().st_mode) & stat.S_ISGID))
 
     # -- where things live -------------------------------------------------------------------
 
@@ -76,9 +167,11 @@ class StoreFiles:
 
     def write_atomic(self, target: Path, data: bytes) -> None:
         """Write ``data`` to ``target`` through ``tmp/``: fsynced, then renamed into place."""
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self.make_folder(target.parent)
         fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", prefix=target.name[:16])
         try:
+            if self.file_mode != 0o600:
+                os.fchmod(fd, self.file_mode)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -88,10 +181,11 @@ class StoreFiles:
             Path(tmp_name).unlink(missing_ok=True)
             raise
 
-    def write_result(self, entry: Entry, data: bytes) -> None:
-        """The result bytes, unless an intact file of that content is already there."""
-        if not has_size(entry.path, entry.size):
-            self.write_atomic(entry.path, data)
+    def write_result(self, entry: Entry, data: bytes) -> ResultStamp:
+        """The result bytes, written afresh even when a file of that name exists (it may have
+        been damaged in place); returns the new file's stamp."""
+        self.write_atomic(entry.path, data)
+        return ResultStamp.of(entry.path)
 
     def write_sidecar(self, entry: Entry) -> None:
         text = json.dumps(to_sidecar(entry), sort_keys=True, indent=1)
@@ -112,6 +206,9 @@ class StoreFiles:
         path = self.sidecar_path(key)
         entry = self.read_sidecar(path) if path.exists() else None
         return entry if entry is not None and entry.key == key else None
+
+    def has_sidecars(self) -> bool:
+        return next((self.root / "entries").glob("*/*.json"), None) is not None
 
     def sidecars(self) -> Iterator[Entry]:
         """Every readable sidecar's entry (the truth the index is rebuilt from)."""
@@ -134,7 +231,7 @@ class StoreFiles:
         path = self.lock_path(key)
         if not path.exists():
             return
-        lock = FileLock(str(path), thread_local=False)
+        lock = FileLock(str(path), thread_local=False, mode=self.file_mode)
         try:
             lock.acquire(timeout=0)
         except (LockTimeout, OSError):
@@ -165,3 +262,38 @@ def damage(entry: Entry) -> str | None:
     if digest != entry.result_sha256:
         return "result file content differs from what was stored"
     return None
+
+
+def uncached_copy(data: bytes, prefix: str) -> Path:
+    """A file holding a result that could not be cached (the store is full or read-only).
+
+    It lives in this process's own temporary folder, removed when the process exits; folders
+    of processes that died without exiting are removed by the next process that needs one.
+    """
+    fd, name = tempfile.mkstemp(dir=_uncached_folder(), prefix=prefix, suffix=".png")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return Path(name)
+
+
+@functools.cache
+def _uncached_folder() -> Path:
+    parent = Path(tempfile.gettempdir())
+    for old in parent.glob("nbimgprep-uncached-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)) and old.stat().st_uid == os.getuid():
+            shutil.rmtree(old, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix="nbimgprep-uncached-", dir=parent))
+    folder = folder.rename(parent / f"{folder.name}-{os.getpid()}")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

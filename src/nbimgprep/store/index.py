@@ -4,23 +4,31 @@ The index is an accelerator over the sidecars (which are the truth): it answers 
 listings and stats without touching the sidecars, and is rebuilt from them when it is lost
 or damaged. The ``entries`` table is derived from :class:`~nbimgprep.store.entry.Entry`.
 One connection per thread, reopened after a fork (as diskcache does); writes go through
-``BEGIN IMMEDIATE`` transactions.
+``BEGIN IMMEDIATE`` transactions and wait for other writers up to ``timeout`` seconds, then
+fail with a :class:`~nbimgprep.errors.StoreError` (never a raw ``sqlite3`` error). A read-only
+store opens its index read-only, or, when that index is missing or damaged, builds one in
+memory from the sidecars.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
+from ..errors import StoreError
 from ..images import FileStamp
 from .entry import COLUMNS, Entry, from_row, table_ddl, to_row
+from .files import ResultStamp
 
 __all__ = ["Index", "OperationStats", "SortKey", "StoreStats"]
 
@@ -39,10 +47,54 @@ CREATE INDEX IF NOT EXISTS entries_created ON entries (created);
 CREATE INDEX IF NOT EXISTS entries_result ON entries (result_name);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS hash_memo (
-    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, sha256 TEXT
+    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, ctime_ns INTEGER,
+    device INTEGER, sha256 TEXT, hashed_ns INTEGER
+);
+CREATE TABLE IF NOT EXISTS result_stamps (
+    result_name TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER,
+    inode INTEGER
 );
 """
 
+
+def memo_settle_ns(stamp: FileStamp) -> int:
+    """How long a file must have been unchanged when it was hashed for the memo to trust it.
+
+    File times tick in steps (a few milliseconds on Linux, up to two seconds on FAT), so a file
+    rewritten within the same step as it was hashed could look unchanged (git's "racily clean"
+    files). Times with sub-second parts come from a fine clock: 50 ms is past its step.
+    """
+    fine = stamp.mtime_ns % 1_000_000_000 or stamp.ctime_ns % 1_000_000_000
+    return 50_000_000 if fine else 2_000_000_000
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_memory_ids = itertools.count()
+
+
+def _translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn ``sqlite3`` errors into a :class:`StoreError` that says what to do."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            index = args[0]
+            assert isinstance(index, Index)
+            raise index.store_error(exc) from exc
+
+    return wrapper
+
+
+_INSERT_STAMP = "INSERT OR REPLACE INTO result_stamps VALUES (?, ?, ?, ?, ?)"
+_SELECT_WITH_STAMP = (
+    "SELECT entries.*, s.size AS stamp_size, s.mtime_ns AS stamp_mtime, "
+    "s.ctime_ns AS stamp_ctime, s.inode AS stamp_inode FROM entries "
+    "LEFT JOIN result_stamps AS s ON s.result_name = entries.result_name WHERE key = ?"
+)
 _INSERT = (
     f"INSERT OR REPLACE INTO entries ({', '.join(c.name for c in COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in COLUMNS)})"
@@ -79,12 +131,43 @@ class StoreStats:
 class Index:
     """The SQLite file at ``path``; ``result_path`` turns a stored file name into a path."""
 
-    def __init__(self, path: Path, result_path: Callable[[str], Path]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        result_path: Callable[[str], Path],
+        *,
+        read_only: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
         self.path = path
+        self.read_only = read_only
+        self.timeout = timeout
+        self.in_memory = False
+        # A read-only store with no write-ahead log left over can be read as immutable (no
+        # locking, so no -shm file to create); with one, SQLite needs mode=ro.
+        wal = path.with_name(path.name + "-wal").exists()
+        ro = "mode=ro" if wal else "immutable=1"
+        self._uri = f"{path.absolute().as_uri()}?{ro}" if read_only else str(path)
         self._result_path = result_path
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._opened_lock = threading.Lock()
+        self._anchor: sqlite3.Connection | None = None
+
+    def store_error(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return StoreError(
+                f"The cache index {self.path} is locked by another process (waited "
+                f"{self.timeout:g} s). Close the other kernel or process using this cache, "
+                "or try again."
+            )
+        if "readonly" in text or "read-only" in text:
+            return StoreError(f"The cache at {self.path.parent} is read-only: {text}.")
+        return StoreError(
+            f"The cache index {self.path} cannot be used ({text}). It is rebuilt from the "
+            "sidecars when the store is opened again; `nbimgprep cache verify` checks it."
+        )
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -93,18 +176,37 @@ class Index:
         """This thread's connection (a new one after a fork)."""
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
         if con is None or getattr(self._local, "pid", None) != os.getpid():
-            con = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            con.row_factory = sqlite3.Row
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            con.executescript(_SCHEMA)
+            con = self._connect()
             self._local.con = con
             self._local.pid = os.getpid()
             with self._opened_lock:
                 self._opened.append(con)
         return con
+
+    def _connect(self) -> sqlite3.Connection:
+        uri = self.in_memory or self.read_only
+        con = sqlite3.connect(
+            self._uri, timeout=self.timeout, isolation_level=None, check_same_thread=False, uri=uri
+        )
+        con.row_factory = sqlite3.Row
+        if self.read_only and not self.in_memory:
+            con.execute("SELECT key FROM entries LIMIT 1").fetchall()  # a usable index?
+            return con
+        if not self.in_memory:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+        con.executescript(_SCHEMA)
+        _migrate(con)
+        return con
+
+    def use_memory(self) -> None:
+        """Serve from an index in memory (a read-only store whose index cannot be read)."""
+        self.close()
+        self.in_memory = True
+        self._uri = (
+            f"file:nbimgprep-index-{os.getpid()}-{next(_memory_ids)}?mode=memory&cache=shared"
+        )
+        self._anchor = self._connect()  # the memory database lives while one connection does
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -121,6 +223,9 @@ class Index:
         """Close every connection this index opened in this process."""
         with self._opened_lock:
             opened, self._opened = self._opened, []
+        if self._anchor is not None:
+            opened.append(self._anchor)
+            self._anchor = None
         for con in opened:
             with contextlib.suppress(sqlite3.Error):
                 con.close()
@@ -130,20 +235,59 @@ class Index:
         """Drop this thread's connection without closing it (its file was set aside)."""
         self._local.con = None
 
+    def check(self) -> None:
+        """Raise ``sqlite3.DatabaseError`` (untranslated) unless the index is intact."""
+        result = self.con.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise sqlite3.DatabaseError(f"quick_check: {result}")
+
     # -- rows ----------------------------------------------------------------------------------
 
-    def insert(self, entries: Iterable[Entry], con: sqlite3.Connection | None = None) -> None:
+    @_translated
+    def insert(
+        self,
+        entries: Iterable[Entry],
+        stamps: Iterable[ResultStamp | None] = (),
+        con: sqlite3.Connection | None = None,
+    ) -> None:
+        """Insert (or replace) rows; with ``stamps`` (one per entry), their files' stamps."""
+        entries = list(entries)
         rows = [to_row(e) for e in entries]
-        if con is not None:
-            con.executemany(_INSERT, rows)
-            return
-        with self.transaction() as tx:
+        recorded = [
+            (e.path.name, *astuple(s))
+            for e, s in zip(entries, stamps, strict=False)
+            if s is not None
+        ]
+        with contextlib.nullcontext(con) if con is not None else self.transaction() as tx:
             tx.executemany(_INSERT, rows)
+            tx.executemany(_INSERT_STAMP, recorded)
 
+    @_translated
     def get(self, key: str) -> Entry | None:
         row = self.con.execute("SELECT * FROM entries WHERE key = ?", (key,)).fetchone()
         return from_row(row, self._result_path) if row is not None else None
 
+    @_translated
+    def get_with_stamp(self, key: str) -> tuple[Entry, ResultStamp | None] | None:
+        """The entry for ``key`` and the stamp its file had when it was last checked."""
+        row = self.con.execute(_SELECT_WITH_STAMP, (key,)).fetchone()
+        if row is None:
+            return None
+        stamp = None
+        if row["stamp_size"] is not None:
+            stamp = ResultStamp(
+                row["stamp_size"], row["stamp_mtime"], row["stamp_ctime"], row["stamp_inode"]
+            )
+        return from_row(row, self._result_path), stamp
+
+    @_translated
+    def record_stamp(self, result_name: str, stamp: ResultStamp) -> None:
+        if self.read_only and not self.in_memory:
+            return
+        with self.transaction() as con:
+            con.execute(_INSERT_STAMP, (result_name, *astuple(stamp)))
+
+    @_translated
     def select(
         self,
         where: str = "",
@@ -162,40 +306,59 @@ class Index:
             params.append(int(limit))
         return [from_row(r, self._result_path) for r in self.con.execute(sql, params)]
 
+    @_translated
     def count(self) -> int:
         return int(self.con.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
+    @_translated
     def delete(self, keys: Iterable[str]) -> None:
         with self.transaction() as con:
             con.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in keys])
 
+    @_translated
     def clear(self) -> None:
         with self.transaction() as con:
             con.execute("DELETE FROM entries")
 
-    def references(self, result_name: str) -> bool:
-        """Whether any entry still uses the result file ``result_name``."""
-        row = self.con.execute(
-            "SELECT 1 FROM entries WHERE result_name = ? LIMIT 1", (result_name,)
-        ).fetchone()
-        return row is not None
+    @_translated
+    def unlink_unreferenced(self, paths: Iterable[Path], unlink: Callable[[Path], None]) -> None:
+        """Unlink the result files no entry uses any more. Done while holding the write lock,
+        so a ``put`` of the same bytes either sees its file gone and writes it again, or
+        commits its row first and the file is kept."""
+        with self.transaction() as con:
+            for p in set(paths):
+                used = con.execute(
+                    "SELECT 1 FROM entries WHERE result_name = ? LIMIT 1", (p.name,)
+                ).fetchone()
+                if used is None:
+                    con.execute("DELETE FROM result_stamps WHERE result_name = ?", (p.name,))
+                    with contextlib.suppress(OSError):
+                        unlink(p)
 
+    @_translated
     def integrity_ok(self) -> bool:
         return bool(self.con.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
     # -- counters ------------------------------------------------------------------------------
 
+    @_translated
     def record_hit(self, key: str, now: float) -> None:
+        if self.read_only:
+            return
         with self.transaction() as con:
             con.execute(
                 "UPDATE entries SET hits = hits + 1, last_hit = ? WHERE key = ?", (now, key)
             )
             _bump(con, "hits", 1)
 
+    @_translated
     def record_miss(self) -> None:
+        if self.read_only:
+            return
         with self.transaction() as con:
             _bump(con, "misses", 1)
 
+    @_translated
     def stats(self) -> StoreStats:
         """Entries, bytes on disk (each result file once), hits, misses and seconds saved."""
         con = self.con
@@ -229,20 +392,53 @@ class Index:
     # -- the hash memo (ImageRef's HashMemo) -----------------------------------------------------
 
     def get_hash(self, stamp: FileStamp) -> str | None:
-        row = self.con.execute(
-            "SELECT sha256 FROM hash_memo WHERE path = ? AND size = ? AND mtime_ns = ? "
-            "AND inode = ?",
-            (stamp.path, stamp.size, stamp.mtime_ns, stamp.inode),
-        ).fetchone()
-        return None if row is None else str(row[0])
+        """The remembered hash of a file with exactly this stamp, if it can be trusted."""
+        try:
+            row = self.con.execute(
+                "SELECT sha256, hashed_ns FROM hash_memo WHERE path = ? AND size = ? "
+                "AND mtime_ns = ? AND inode = ? AND ctime_ns = ? AND device = ?",
+                (stamp.path, stamp.size, stamp.mtime_ns, stamp.inode, stamp.ctime_ns, stamp.device),
+            ).fetchone()
+        except sqlite3.Error:  # the memo is an accelerator: without it, files are hashed
+            return None
+        if row is None:
+            return None
+        changed = max(stamp.mtime_ns, stamp.ctime_ns)
+        if row["hashed_ns"] is None or row["hashed_ns"] - changed < memo_settle_ns(stamp):
+            return None  # hashed too soon after a change to be sure: hash again
+        return str(row["sha256"])
 
     def put_hash(self, stamp: FileStamp, sha256: str) -> None:
         # The memo is an accelerator: a read-only store still hashes correctly without it.
+        if self.read_only and not self.in_memory:
+            return
         with contextlib.suppress(sqlite3.Error):
             self.con.execute(
-                "INSERT OR REPLACE INTO hash_memo VALUES (?, ?, ?, ?, ?)",
-                (stamp.path, stamp.size, stamp.mtime_ns, stamp.inode, sha256),
+                "INSERT OR REPLACE INTO hash_memo VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    stamp.path,
+                    stamp.size,
+                    stamp.mtime_ns,
+                    stamp.inode,
+                    stamp.ctime_ns,
+                    stamp.device,
+                    sha256,
+                    time.time_ns(),
+                ),
             )
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring an index made by an earlier version up to this one's tables: missing entry
+    columns are added (counters kept); a hash memo of another shape is started afresh."""
+    live = {row[1] for row in con.execute("PRAGMA table_info(entries)")}
+    for column in COLUMNS:
+        if column.name not in live:
+            con.execute(f"ALTER TABLE entries ADD COLUMN {column.ddl(primary_key=False)}")
+    memo = {row[1] for row in con.execute("PRAGMA table_info(hash_memo)")}
+    if "hashed_ns" not in memo:
+        con.execute("DROP TABLE hash_memo")
+        con.executescript(_SCHEMA)
 
 
 def _bump(con: sqlite3.Connection, name: str, by: float) -> None:

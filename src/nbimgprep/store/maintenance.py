@@ -8,9 +8,11 @@ exposes them as ``clean``, ``verify`` and ``rebuild_index`` and does the removin
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..errors import StoreError
 from .entry import Entry
 from .files import StoreFiles, damage, has_size
 from .index import Index
@@ -91,22 +93,75 @@ def reindex(index: Index, files: StoreFiles) -> int:
     """Insert a row for every readable sidecar. Returns how many."""
     entries = list(files.sidecars())
     with index.transaction() as con:
-        index.insert(entries, con)
+        index.insert(entries, con=con)
     return len(entries)
 
 
 def open_index(index: Index, files: StoreFiles, stamp: int) -> None:
-    """Open the index; a new one is filled from the sidecars, a damaged one is set aside
-    (renamed ``index.sqlite.damaged-STAMP``) and rebuilt."""
-    fresh = not index.path.exists()
+    """Open the index, whatever state it is in.
+
+    A missing or empty index, or one with no rows while sidecars are on disk, is filled from
+    the sidecars. A damaged one (garbage, truncated, a folder) is set aside as
+    ``index.sqlite.damaged-STAMP`` and rebuilt, with one warning. A read-only store whose
+    index cannot be read gets an index in memory. An index another process holds locked
+    longer than the index's timeout is a :class:`StoreError`.
+    """
+    path = index.path
+    missing = not path.exists()
+    empty = path.is_file() and path.stat().st_size == 0
+    if index.read_only:
+        try:
+            index.check()
+            if index.count() or not files.has_sidecars():
+                return
+        except (sqlite3.Error, StoreError):
+            pass
+        index.use_memory()
+        count = reindex(index, files)
+        if count and not missing:
+            _warn(
+                f"The cache index {path} cannot be read and the store is read-only: "
+                f"serving {count} entries from an index built in memory from the sidecars."
+            )
+        return
+    if missing:
+        files.make_private(path)
     try:
-        index.con  # noqa: B018 -- opening it checks the schema
-        if fresh:
-            reindex(index, files)
-    except sqlite3.DatabaseError:
-        for suffix in ("", "-wal", "-shm"):
-            damaged = index.path.with_name(index.path.name + suffix)
-            if damaged.exists():
-                damaged.replace(damaged.with_name(f"{damaged.name}.damaged-{stamp}"))
-        index.forget()
-        reindex(index, files)
+        index.check()
+        if not (missing or empty or (index.count() == 0 and files.has_sidecars())):
+            return
+        count = reindex(index, files)
+        if count and not missing:
+            _warn(f"The cache index {path} was empty; rebuilt it from {count} sidecars.")
+        elif count:
+            _warn(f"The cache index {path} was missing; rebuilt it from {count} sidecars.")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise index.store_error(exc) from None
+        _set_aside(index, files, stamp, exc)
+    except sqlite3.DatabaseError as exc:
+        _set_aside(index, files, stamp, exc)
+
+
+def _set_aside(index: Index, files: StoreFiles, stamp: int, exc: Exception) -> None:
+    index.close()
+    path = index.path
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        damaged = path.with_name(path.name + suffix)
+        if damaged.exists() or damaged.is_symlink():
+            damaged.replace(damaged.with_name(f"{damaged.name}.damaged-{stamp}"))
+    files.make_private(path)
+    try:
+        count = reindex(index, files)
+    except sqlite3.Error as again:
+        raise index.store_error(again) from None
+    _warn(
+        f"The cache index {path} was damaged ({exc}); it was set aside as {aside.name} "
+        f"and rebuilt from {count} sidecars (hit counts restart at zero)."
+    )
+
+
+def _warn(message: str, depth: int = 0) -> None:
+    """One warning, pointing at the code that opened the store."""
+    warnings.warn(message, RuntimeWarning, stacklevel=4 + depth)

@@ -10,6 +10,7 @@ ever written or read: no pickle.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -22,7 +23,7 @@ from ..errors import AmbiguousPrefix, NotInCache, StoreError
 from ..images import FileStamp, ImageRef
 from . import legacy, maintenance
 from .entry import EXTENSIONS, Entry, ResultMeta
-from .files import StoreFiles, default_cache_dir, has_size
+from .files import ResultStamp, StoreFiles, damage, default_cache_dir
 from .index import Index, SortKey, StoreStats
 from .legacy import ImportOutcome
 from .maintenance import DEFAULT_MAX_AGE_DAYS, CleanOutcome, VerifyOutcome
@@ -42,13 +43,24 @@ class ResultStore:
         *,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
+        lock_timeout: float = 30.0,
     ) -> None:
+        if root is not None and not str(os.fspath(root)).strip():
+            raise StoreError(
+                "The cache directory is an empty string. Pass cache_dir= a folder (or leave it "
+                "out for $NBIMGPREP_CACHE_DIR or ./.cache/nbimgprep)."
+            )
         self.root = Path(root).expanduser() if root is not None else default_cache_dir(environ)
         self.root = self.root.absolute()
         self.clock = clock
         self._files = StoreFiles(self.root)
         self._files.create()
-        self._index = Index(self.index_path, self._files.result_path)
+        self._index = Index(
+            self.index_path,
+            self._files.result_path,
+            read_only=self._files.read_only,
+            timeout=lock_timeout,
+        )
         maintenance.open_index(self._index, self._files, stamp=int(clock()))
 
     def __repr__(self) -> str:
@@ -58,8 +70,20 @@ class ResultStore:
     def index_path(self) -> Path:
         return self.root / "index.sqlite"
 
+    @property
+    def read_only(self) -> bool:
+        """True for a store this process cannot write to: hits are served (not counted),
+        nothing is stored or removed."""
+        return self._files.read_only
+
+    @property
+    def file_mode(self) -> int:
+        """The mode the store's files are made with: 0600, or 0660 in a group-shared root."""
+        return self._files.file_mode
+
     def lock_path(self, key: str) -> Path:
-        """The per-key lock file that makes one backend call per key across processes."""
+        """The per-key lock file that makes one backend call per key across processes
+        (to be created with :attr:`file_mode`)."""
         return self._files.lock_path(key)
 
     def close(self) -> None:
@@ -73,33 +97,59 @@ class ResultStore:
         return self._index.get(key)
 
     def lookup(self, key: str, *, count_miss: bool = True) -> Entry | None:
-        """The entry for ``key`` if its result file is intact; counts a hit or a miss
-        (``count_miss=False`` for a re-check whose miss was already counted).
+        """The entry for ``key`` if its result file is the file that was stored; counts a hit
+        or a miss (``count_miss=False`` for a re-check whose miss was already counted).
 
-        An entry whose file is missing or has the wrong size is dropped, and is a miss. An
-        entry whose sidecar exists but whose index row does not (a crash between the two, or
-        a rebuilt index) is re-indexed and served.
+        The file's stat signature is compared with the one recorded when it was stored; if it
+        changed, the file is re-hashed. An entry whose file is missing or no longer matches is
+        dropped, and is a miss. An entry whose sidecar exists but whose index row does not (a
+        crash between the two, or a rebuilt index) is re-indexed and served.
         """
-        entry = self._index.get(key) or self._adopt_sidecar(key)
-        if entry is not None and not has_size(entry.path, entry.size):
-            self.delete(key)
-            entry = None
+        found = self._index.get_with_stamp(key)
+        entry, stamp = found if found is not None else (self._adopt_sidecar(key), None)
+        if entry is not None:
+            damage = self._damage_since(entry, stamp)
+            if damage is not None:
+                if not self.read_only:
+                    self._remove([entry], also_shared_files=damage != "missing")
+                entry = None
         if entry is None:
             if count_miss:
                 self._index.record_miss()
             return None
         now = self.clock()
         self._index.record_hit(key, now)
+        if self.read_only:
+            return entry
         return replace(entry, hits=entry.hits + 1, last_hit=now)
+
+    def _damage_since(self, entry: Entry, recorded: ResultStamp | None) -> str | None:
+        """None if ``entry``'s file is the file that was stored: unchanged since it was last
+        checked (one stat), or re-hashed and found the same."""
+        try:
+            now = ResultStamp.of(entry.path)
+        except OSError:
+            return "missing"
+        if now.size != entry.size:
+            return "size"
+        if now == recorded:
+            return None
+        if damage(entry) is not None:
+            return "content"
+        with contextlib.suppress(StoreError):
+            self._index.record_stamp(entry.path.name, now)
+        return None
 
     def _adopt_sidecar(self, key: str) -> Entry | None:
         entry = self._files.sidecar_of(key)
-        if entry is not None:
+        if entry is not None and not self.read_only:
             self._index.insert([entry])
         return entry
 
     def put(self, key: str, data: bytes, meta: ResultMeta) -> Entry:
         """Store ``data`` as the result for ``key``, replacing any earlier entry. Atomic."""
+        if self.read_only:
+            raise StoreError(f"The cache at {self.root} is read-only.")
         digest = hashlib.sha256(data).hexdigest()
         name = digest + EXTENSIONS.get(meta.content_type or "", ".png")
         entry = Entry(
@@ -123,15 +173,18 @@ class ResultStore:
             source=meta.source,
         )
         try:
-            self._files.write_result(entry, data)
+            stamp = self._files.write_result(entry, data)
             self._files.write_sidecar(entry)
             previous = self._index.get(key)
-            self._index.insert([entry])
-        except (OSError, sqlite3.Error) as exc:
+            self._index.insert([entry], [stamp])
+            if not entry.path.exists():  # a clean removed the file before the row was in
+                stamp = self._files.write_result(entry, data)
+                self._index.record_stamp(entry.path.name, stamp)
+        except (OSError, sqlite3.Error, StoreError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
-            raise StoreError(f"Cannot write to the cache at {self.root}: {reason}.") from exc
+            raise StoreError(f"Cannot write to the cache at {self.root}: {reason}") from exc
         if previous is not None and previous.path != entry.path:
-            self._unlink_unreferenced([previous.path])
+            self._index.unlink_unreferenced([previous.path], self._files.unlink)
         return entry
 
     # -- the hash memo (ImageRef's HashMemo) ------------------------------------------------
@@ -209,19 +262,21 @@ class ResultStore:
     ) -> CleanOutcome:
         """Remove entries unused for ``max_age_days`` (0: all), whose file is ``missing``, and
         then the least recently used until the store holds at most ``max_bytes``. An entry goes
-        if any criterion says so. ``dry_run`` only reports."""
-        removed = maintenance.choose_for_clean(
+        if any criterion says so. ``dry_run`` only reports. A read-only store removes nothing
+        (a :class:`StoreError`); an entry whose sidecar cannot be removed is kept whole."""
+        chosen = maintenance.choose_for_clean(
             self.entries(), self.clock(), max_age_days, max_bytes, missing
         )
-        if not dry_run:
-            self._remove(removed)
+        removed = chosen if dry_run else self._remove(chosen)
         return CleanOutcome(
             removed=removed, freed_bytes=maintenance.freed_bytes(removed), dry_run=dry_run
         )
 
     def verify(self, fix: bool = True) -> VerifyOutcome:
         """Re-hash every result file; with ``fix``, drop entries whose file is missing or
-        differs from what was recorded. Also checks the index's integrity."""
+        differs from what was recorded. Also checks the index's integrity. A read-only store
+        only reports."""
+        fix = fix and not self.read_only
         index_ok = self._index.integrity_ok()
         checked = self.entries()
         damaged = maintenance.find_damage(checked)
@@ -231,29 +286,42 @@ class ResultStore:
 
     def rebuild_index(self) -> int:
         """Rebuild the index from the sidecars (hit counts restart at zero). Returns entries."""
+        self._writable()
         self._index.clear()
         return maintenance.reindex(self._index, self._files)
 
-    def _remove(self, entries: Iterable[Entry], also_shared_files: bool = False) -> None:
-        """Index rows first, then sidecars and idle locks, then result files nobody uses."""
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"The cache at {self.root} is read-only: nothing was changed.")
+
+    def _remove(self, entries: Iterable[Entry], also_shared_files: bool = False) -> list[Entry]:
+        """Remove entries: index rows, then sidecars, then result files nobody uses. An entry
+        whose sidecar cannot be removed gets its row back, so the index and the files agree.
+        Returns the entries removed."""
+        self._writable()
         entries = list(entries)
         if not entries:
-            return
+            return []
         self._index.delete(e.key for e in entries)
+        removed, kept = [], []
         for e in entries:
-            self._files.unlink(self._files.sidecar_path(e.key))
+            try:
+                self._files.unlink(self._files.sidecar_path(e.key))
+                removed.append(e)
+            except OSError:
+                kept.append(e)
+        if kept:
+            self._index.insert(kept)
+        for e in removed:
             self._files.remove_idle_lock(e.key)
-        paths = [e.path for e in entries]
+        paths = [e.path for e in removed]
         if also_shared_files:
-            for p in paths:
-                self._files.unlink(p)
+            for p in set(paths):
+                with contextlib.suppress(OSError):
+                    self._files.unlink(p)
         else:
-            self._unlink_unreferenced(paths)
-
-    def _unlink_unreferenced(self, paths: Iterable[Path]) -> None:
-        for p in set(paths):
-            if not self._index.references(p.name):
-                self._files.unlink(p)
+            self._index.unlink_unreferenced(paths, self._files.unlink)
+        return removed
 
     # -- the original app's JSON format -------------------------------------------------------
 
