@@ -6,6 +6,8 @@ nothing, verify finds damage, a run image fails or a large clean lacks --yes; 2 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -15,6 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cachefill import DAY, put_entry
 from nbimgprep.store import ResultStore
@@ -65,10 +69,19 @@ def test_cache_dir_from_the_environment(cache: Path) -> None:
 
 
 def test_empty_list_is_success(tmp_path: Path) -> None:
+    ResultStore(tmp_path / ".cache" / "nbimgprep")  # the default location
     done = nbimgprep("cache", "list", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "The cache is empty."
-    assert (tmp_path / ".cache" / "nbimgprep").is_dir()  # the default location
+
+
+def test_list_where_there_is_no_store_exits_1_and_creates_nothing(tmp_path: Path) -> None:
+    done = nbimgprep("cache", "list", cwd=tmp_path)
+    assert done.returncode == 1
+    default = tmp_path / ".cache" / "nbimgprep"
+    assert done.stderr.startswith(f"nbimgprep: No nbimgprep cache at {default}")
+    assert done.stderr.count("\n") == 1
+    assert not (tmp_path / ".cache").exists()
 
 
 def test_inspect_a_photo(cache: Path, photos: dict[str, Path]) -> None:
@@ -245,6 +258,7 @@ def test_run_reports_each_failure_and_exits_1(tmp_path: Path, photos: dict[str, 
         ["frobnicate"],
         ["cache", "list", "--sort", "name"],
         ["cache", "list", "--limit", "0"],
+        ["cache", "list", "--limit", "99999999999999999999"],
         ["cache", "inspect"],
         ["cache", "clean", "--max-size", "lots"],
         ["cache", "clean", "--max-age-days", "-3"],
@@ -281,3 +295,81 @@ def test_the_console_script_is_installed(cache: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "1 of 5 entries" in done.stdout
+
+
+# -- any argv: an exit code and a message, never a traceback ----------------------------------
+
+#: Each cache subcommand: whether it takes a positional argument, and its flags.
+_GRAMMAR: dict[str, tuple[bool, list[str]]] = {
+    "list": (False, ["--op", "--limit", "--sort"]),
+    "inspect": (True, []),
+    "stats": (False, []),
+    "clean": (False, ["--max-age-days", "--max-size", "--missing", "--dry-run", "--yes"]),
+    "rm": (True, []),
+    "verify": (False, []),
+    "export": (True, ["--format"]),
+    "import": (True, ["--root"]),
+}
+_ODD_FLAGS = ["--cache-dir", "-h", "--", "-", "--help=x", "--limit=", "--op=upscale", "--frob"]
+_VALUES = [
+    "", " ", "0", "-1", "nan", "inf", "1e400", "99999999999999999999", "2GB", "10XB",
+    "upscale", "hits", "legacy", "abc", "é", "a\x00b", "..", "/", "~", "x" * 300,
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory: pytest.TempPathFactory, engine_store: Path) -> dict[str, str]:
+    """Paths a user might type: a store, a file, a folder, nothing, JSON good and bad."""
+    base = tmp_path_factory.mktemp("argv")
+    shutil.copytree(engine_store, base / "store")
+    (base / "folder").mkdir()
+    (base / "file.txt").write_text("hello")
+    (base / "legacy.json").write_text(json.dumps({"a" * 64: {"upscaled": "file.txt"}}))
+    (base / "bad.json").write_text('{"' + "b" * 64 + '": {"timestamp": "soon", "upscaled": 1}}')
+    (base / "list.json").write_text("[1, 2]")
+    names = ["store", "folder", "file.txt", "legacy.json", "bad.json", "list.json", "missing"]
+    return {name: str(base / name) for name in names}
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_any_cache_command_line_ends_in_an_exit_code_and_a_message(
+    places: dict[str, str], data: st.DataObject
+) -> None:
+    from nbimgprep.cli import main
+
+    typed = st.sampled_from([*_VALUES, *sorted(places.values())])
+    value = st.one_of(typed, typed, typed, st.text(max_size=6))
+    sub = data.draw(st.sampled_from(sorted(_GRAMMAR)))
+    positional, flags = _GRAMMAR[sub]
+    argv = ["cache", sub]
+    if positional and data.draw(st.integers(0, 9)) > 0:
+        argv.append(data.draw(value))
+    for _ in range(data.draw(st.integers(0, 3))):
+        flag = data.draw(st.sampled_from(flags + _ODD_FLAGS))
+        argv += [flag, data.draw(value)] if data.draw(st.booleans()) else [flag]
+    if data.draw(st.integers(0, 4)) == 0:
+        argv = ["--cache-dir", data.draw(value), *argv]
+    if "--cache-dir" not in argv:
+        argv += ["--cache-dir", places["store"]]  # never the working directory's store
+
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    os.chdir(Path(places["store"]).parent)  # relative paths land in the test's folder
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:
+        os.chdir(here)
+    assert code in (0, 1, 2), argv
+    said = out.getvalue() + err.getvalue()
+    assert said.strip(), argv
+    assert "Traceback" not in said, argv
+    if code == 2:
+        assert "usage: nbimgprep" in err.getvalue(), argv
+    elif code == 1 and not err.getvalue():
+        assert out.getvalue().strip(), argv  # a refused clean or damage found: on stdout

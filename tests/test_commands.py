@@ -9,6 +9,7 @@ reports (HTML, UsageError, exit codes) is tested in test_magics.py and test_cli.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from PIL import Image
 
 from cachefill import DAY, put_entry
 from nbimgprep import commands
-from nbimgprep.errors import AmbiguousPrefix, NbimgprepError, NotInCache
+from nbimgprep.errors import AmbiguousPrefix, NbimgprepError, NotInCache, StoreError, StoreNotFound
 from nbimgprep.reports import (
     CacheInspection,
     CacheListing,
@@ -403,6 +404,78 @@ def test_import_of_a_missing_file_raises(store: ResultStore, tmp_path: Path) -> 
         commands.import_legacy(store, tmp_path / "nope.json")
 
 
+def test_export_to_a_folder_or_an_unwritable_place_raises(
+    store: ResultStore, tmp_path: Path
+) -> None:
+    with pytest.raises(StoreError, match=f"{tmp_path} is a folder; give the path of the JSON"):
+        commands.export(store, tmp_path)
+    with pytest.raises(StoreError, match="export path is empty"):
+        commands.export(store, "")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match=f"Cannot write {blocker / 'out.json'}"):
+        commands.export(store, blocker / "out.json")
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("", "cannot read a legacy cache file"),
+        ("{not json", "cannot read a legacy cache file"),
+        ("[1, 2, 3]", "expected a JSON object keyed by image hash"),
+        ('"text"', "expected a JSON object keyed by image hash"),
+        ('{"' + "a" * 64 + '": {"upscaled": "x.png", "timestamp": "yesterday"}}', "original app"),
+        ('{"' + "a" * 64 + '": {"upscaled": "x.png", "timestamp": null}}', "original app"),
+    ],
+)
+def test_import_of_a_file_that_is_not_a_legacy_cache_raises(
+    store: ResultStore, tmp_path: Path, content: str, problem: str, photos: dict[str, Path]
+) -> None:
+    shutil.copy(photos["rocket"], tmp_path / "x.png")
+    legacy = tmp_path / "cache.json"
+    legacy.write_text(content)
+    with pytest.raises(StoreError, match=problem):
+        commands.import_legacy(store, legacy)
+    assert len(store) == 5
+
+
+def test_import_of_a_folder_or_with_a_missing_root_raises(
+    store: ResultStore, tmp_path: Path
+) -> None:
+    with pytest.raises(StoreError, match="is a folder"):
+        commands.import_legacy(store, tmp_path)
+    legacy = tmp_path / "cache.json"
+    legacy.write_text("{}")
+    with pytest.raises(StoreError, match="no such folder"):
+        commands.import_legacy(store, legacy, root=tmp_path / "gone")
+
+
+def test_export_into_the_store_itself_is_refused(store: ResultStore) -> None:
+    index = store.index_path.read_bytes()
+    with pytest.raises(StoreError, match="is inside the store"):
+        commands.export(store, store.index_path)
+    assert store.index_path.read_bytes() == index
+    assert len(store) == 5
+
+
+@pytest.mark.parametrize("odd", ["a\x00b", "x" * 300])
+def test_paths_the_os_refuses_are_store_errors_or_not_found(
+    store: ResultStore, tmp_path: Path, odd: str
+) -> None:
+    with pytest.raises(StoreError, match=r"NUL character|File name too long"):
+        commands.open_store(tmp_path / odd)
+    with pytest.raises(StoreError, match=r"NUL character|File name too long"):
+        commands.export(store, tmp_path / odd)
+    with pytest.raises(StoreError, match=r"NUL character|no such file|File name too long"):
+        commands.import_legacy(store, tmp_path / odd)
+    with pytest.raises(NotInCache):
+        commands.inspect(store, odd)
+    with pytest.raises(NotInCache):
+        commands.remove(store, str(tmp_path / odd))
+    assert len(store) == 5
+
+
 def test_export_in_an_unknown_format_raises(store: ResultStore, tmp_path: Path) -> None:
     with pytest.raises(NbimgprepError, match="the only format is 'legacy'"):
         commands.export(store, tmp_path / "x.csv", format="csv")
@@ -432,7 +505,7 @@ def test_run_is_fresh_then_a_hit_and_records_failures(
         )
     finally:
         proc.close()
-    assert seen == ["hit", "failed"]
+    assert sorted(seen) == ["failed", "hit"]  # as they finish; the report keeps input order
     hit, failed = again.items
     assert hit.result is not None and hit.result.cache_hit
     assert failed.result is None and failed.error and "no such file" in failed.error
@@ -450,11 +523,93 @@ def test_execute_calls_the_function_the_command_names(store: ResultStore) -> Non
     def never() -> object:
         raise AssertionError("a cache command must not build a processor")
 
-    args = parse(cache_parser(), ["list", "--op", "upscale", "--limit", "2"])
-    listing = commands.execute(args, store=lambda: store, processor=never)  # type: ignore[arg-type]
+    asked: list[bool] = []
+
+    def opener(create: bool) -> ResultStore:
+        asked.append(create)
+        return store
+
+    def execute(*argv: str) -> object:
+        args = parse(cache_parser(), argv)
+        return commands.execute(args, store=opener, processor=never)  # type: ignore[arg-type]
+
+    listing = execute("list", "--op", "upscale", "--limit", "2")
     assert isinstance(listing, CacheListing)
     assert [e.operation for e in listing.entries] == ["upscale", "upscale"]
-
-    args = parse(cache_parser(), ["clean", "--max-age-days", "0", "--dry-run"])
-    plan = commands.execute(args, store=lambda: store, processor=never)  # type: ignore[arg-type]
+    plan = execute("clean", "--max-age-days", "0", "--dry-run")
     assert isinstance(plan, CleanSummary) and plan.dry_run and len(plan.removed) == 5
+
+
+def test_only_import_may_create_a_store(store: ResultStore, tmp_path: Path) -> None:
+    from nbimgprep.arguments import cache_parser, parse
+
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text("{}")
+    asked: dict[str, bool] = {}
+    for argv in (["list"], ["stats"], ["verify"], ["inspect", "ab"], ["export", "x.json"],
+                 ["clean"], ["rm", "ab"], ["import", str(legacy)]):  # fmt: skip
+
+        def opener(create: bool, name: str = argv[0]) -> ResultStore:
+            asked[name] = create
+            raise StoreNotFound("stop here")
+
+        with pytest.raises(StoreNotFound):
+            commands.execute(parse(cache_parser(), argv), store=opener, processor=object)  # type: ignore[arg-type]
+    assert [name for name, create in asked.items() if create] == ["import"]
+    assert len(asked) == 8
+
+    asked.clear()
+    with pytest.raises(StoreError, match="no such file"):  # before any store is made
+        commands.execute(
+            parse(cache_parser(), ["import", str(tmp_path / "missing.json")]),
+            store=opener,
+            processor=object,  # type: ignore[arg-type]
+        )
+    assert asked == {}
+
+
+# -- opening the store: every mistake is a StoreError naming the folder -----------------------
+
+
+def test_open_store_on_a_folder_with_no_store_creates_nothing(tmp_path: Path) -> None:
+    nowhere = tmp_path / "nowhere"
+    with pytest.raises(StoreNotFound, match=f"No nbimgprep cache at {nowhere}"):
+        commands.open_store(nowhere, create=False)
+    assert not nowhere.exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StoreNotFound):
+        commands.open_store(tmp_path / "empty", create=False)
+    assert list((tmp_path / "empty").iterdir()) == []
+
+    made = commands.open_store(nowhere)  # create=True, as import and run do
+    assert len(made) == 0
+    assert commands.open_store(nowhere, create=False).root == made.root
+
+
+def test_open_store_finds_a_store_whose_index_was_lost(store: ResultStore) -> None:
+    store.close()
+    store.index_path.unlink()
+    assert len(commands.open_store(store.root, create=False)) == 5
+
+
+def test_open_store_refuses_an_empty_string_and_a_file(tmp_path: Path) -> None:
+    for empty in ("", "   "):
+        with pytest.raises(StoreError, match="empty string"):
+            commands.open_store(empty)
+    file = tmp_path / "notes.txt"
+    file.write_text("hello")
+    with pytest.raises(StoreError, match=f"{file} is a file"):
+        commands.open_store(file)
+    with pytest.raises(StoreError, match=f"{file} is a file"):
+        commands.open_store(file, create=False)
+    with pytest.raises(StoreError, match="Cannot create the cache directory"):
+        commands.open_store(file / "cache")
+    assert file.read_text() == "hello"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_open_store_in_a_folder_that_cannot_be_created(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(StoreError, match="Cannot create the cache directory"):
+        commands.open_store(locked / "cache")

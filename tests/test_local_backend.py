@@ -15,7 +15,7 @@ from PIL import Image
 
 from nbimgprep.backends import Backend
 from nbimgprep.backends.local import LocalBackend
-from nbimgprep.errors import BackendError
+from nbimgprep.errors import BackendError, ImageError
 from nbimgprep.images import ImageRef
 from nbimgprep.operations import OPERATIONS, get_operation
 
@@ -204,3 +204,10 @@ async def test_every_result_has_the_size_the_operation_table_promises(
     result = await run(testdata / "chelsea.png", operation, **params)
     promised = op.output_size(ImageRef(testdata / "chelsea.png").size, op.canonical_params(params))
     assert result.size == promised
+
+
+@pytest.mark.parametrize("size", [(4, 4), (1, 500), (500, 1)])
+async def test_background_removal_says_an_image_is_too_small(size: tuple[int, int]) -> None:
+    ref = ImageRef(Image.new("RGB", size, "white"), name="tiny.png")
+    with pytest.raises(ImageError, match=r"tiny\.png: .* too small .* at least 8 px"):
+        await run(ref, "remove_background")

@@ -320,6 +320,7 @@ def test_run_cell_with_a_bad_line_shows_no_traceback(
 
 
 def test_every_subcommand_on_an_empty_store(shell: InteractiveShell, tmp_path: Path) -> None:
+    ResultStore(tmp_path / "empty")
     shell.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(tmp_path / 'empty')!r}")
     listing = imgcache(shell, "list")
     assert listing.entries == []
@@ -337,6 +338,50 @@ def test_every_subcommand_on_an_empty_store(shell: InteractiveShell, tmp_path: P
         imgcache(shell, "inspect abc")
     with pytest.raises(UsageError):
         imgcache(shell, "rm abc")
+
+
+@pytest.mark.parametrize(
+    "line", ["list", "stats", "verify", "inspect abc", "export out.json", "clean", "rm abc"]
+)
+def test_a_command_on_a_folder_with_no_store_says_so_and_creates_nothing(
+    shell: InteractiveShell, tmp_path: Path, line: str
+) -> None:
+    nowhere = tmp_path / "nowhere"
+    shell.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(nowhere)!r}")
+    with pytest.raises(UsageError, match=f"No nbimgprep cache at {nowhere}"):
+        imgcache(shell, line)
+    assert not nowhere.exists()
+
+
+def test_import_creates_the_store(shell: InteractiveShell, tmp_path: Path) -> None:
+    (tmp_path / "legacy.json").write_text("{}")
+    shell.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(tmp_path / 'new')!r}")
+    assert imgcache(shell, f"import {tmp_path / 'legacy.json'}").report.imported == 0
+    assert imgcache(shell, "list").entries == []
+
+
+def test_a_cache_dir_that_is_empty_or_a_file_is_a_usage_error(
+    shell: InteractiveShell, tmp_path: Path
+) -> None:
+    shell.run_line_magic("config", "ImgCacheMagics.cache_dir = ''")
+    with pytest.raises(UsageError, match="empty string"):
+        imgcache(shell, "list")
+    (tmp_path / "file").write_text("x")
+    shell.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(tmp_path / 'file')!r}")
+    with pytest.raises(UsageError, match="is a file"):
+        imgcache(shell, "stats")
+    with pytest.raises(UsageError, match="is a file"):
+        imgcache(shell, f"run upscale {tmp_path / 'a.png'} --backend local")
+
+
+def test_export_to_a_folder_and_import_of_junk_are_usage_errors(
+    ip: InteractiveShell, tmp_path: Path
+) -> None:
+    with pytest.raises(UsageError, match="is a folder"):
+        imgcache(ip, f"export {tmp_path}")
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(UsageError, match="cannot read a legacy cache file"):
+        imgcache(ip, f"import {tmp_path / 'junk.json'}")
 
 
 # -- a store of 10,000 entries ----------------------------------------------------------------

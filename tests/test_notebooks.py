@@ -32,3 +32,6 @@ def test_notebook_runs(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatc
         assert (work / ".cache" / "nbimgprep" / "index.sqlite").exists()
     if name == "batch.ipynb":
         assert "second run: 12 of 12 hits" in text
+    if name == "team.ipynb":
+        assert "None shared local" in text  # Alice fresh; Bob a shared hit, then a local one
+        assert "same bytes: True" in text

@@ -34,7 +34,9 @@ def test_public_names_are_pinned() -> None:
             "ProgressEvent",
             "Result",
             "ResultStore",
+            "SharedTierError",
             "StoreError",
+            "StoreNotFound",
             "load_ipython_extension",
             "unload_ipython_extension",
         ]
@@ -53,7 +55,8 @@ def test_every_error_is_an_nbimgprep_error() -> None:
 def test_import_loads_no_ipython_widgets_or_fal_client() -> None:
     code = (
         "import sys, nbimgprep\n"
-        "heavy = {'IPython', 'ipywidgets', 'ipycanvas', 'fal_client', 'cv2'} & set(sys.modules)\n"
+        "heavy = {'IPython', 'ipywidgets', 'ipycanvas', 'fal_client', 'cv2', 's3fs'}\n"
+        "heavy &= set(sys.modules)\n"
         "print(sorted(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

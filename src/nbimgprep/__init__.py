@@ -23,7 +23,9 @@ from .errors import (
     NotInCache,
     OperationError,
     ProcessingCancelled,
+    SharedTierError,
     StoreError,
+    StoreNotFound,
 )
 from .images import ImageRef
 from .operations import OPERATIONS, Endpoint
@@ -59,7 +61,9 @@ __all__ = [
     "ProgressEvent",
     "Result",
     "ResultStore",
+    "SharedTierError",
     "StoreError",
+    "StoreNotFound",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]

@@ -47,6 +47,8 @@ _SIZE_UNITS = {
     "gib": 1024**3,
     "tib": 1024**4,
 }
+#: SQLite's largest integer: a larger --limit cannot be asked of the index.
+_LARGEST_LIMIT = 2**63 - 1
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
@@ -114,6 +116,8 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: the limit must be 1 or more")
+    if value > _LARGEST_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text!r}: the limit must be at most {_LARGEST_LIMIT}")
     return value
 
 

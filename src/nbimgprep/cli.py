@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .arguments import ArgumentsError, HelpRequested, cli_parser, parse
-from .commands import execute
+from .commands import execute, open_store
 from .errors import NbimgprepError
 from .reports import RunItem, RunSummary
 
@@ -42,15 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache_dir: str | None = args.cache_dir
     processors: list[Processor] = []
 
-    def make_store() -> ResultStore:
-        from .store import ResultStore
-
-        return ResultStore(cache_dir)
+    def make_store(create: bool) -> ResultStore:
+        return open_store(cache_dir, create=create)
 
     def make_processor() -> Processor:
         from .processor import Processor
 
-        processors.append(Processor(backend=args.backend, cache_dir=cache_dir))
+        processors.append(Processor(backend=args.backend, store=open_store(cache_dir)))
         return processors[-1]
 
     def show(item: RunItem) -> None:

@@ -4,7 +4,9 @@ Each function takes the store (or, for ``run``, a processor) and the options as 
 returns a report from :mod:`nbimgprep.reports`. They never print and never exit: the magic
 displays the report, the command line prints it and exits with ``report.exit_code``.
 Errors are :class:`~nbimgprep.errors.NbimgprepError`; each face decides how to show them.
-:func:`execute` maps a parsed command line (:mod:`nbimgprep.arguments`) onto these functions.
+:func:`execute` maps a parsed command line (:mod:`nbimgprep.arguments`) onto these functions,
+and :func:`open_store` opens the store they work on: only ``import`` (and ``run``, through its
+processor) may create one; the others say there is none rather than leave an empty store behind.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ImageError, NbimgprepError
+from .errors import ImageError, NbimgprepError, NotInCache, StoreError
 from .formatting import format_size
 from .images import ImageRef
 from .reports import (
@@ -34,6 +36,7 @@ from .reports import (
     VerifySummary,
 )
 from .store import DEFAULT_MAX_AGE_DAYS
+from .store_paths import open_store, os_reason, user_path
 
 if TYPE_CHECKING:
     from .batch_results import BatchItem
@@ -48,6 +51,7 @@ __all__ = [
     "import_legacy",
     "inspect",
     "list_entries",
+    "open_store",
     "remove",
     "run",
     "stats",
@@ -56,6 +60,8 @@ __all__ = [
 
 #: A clean that would remove more entries than this needs ``--yes``.
 CLEAN_CONFIRM_LIMIT = 10
+#: The subcommands that may create a store where there is none (``run`` makes its own).
+_CREATES_STORE = frozenset({"import"})
 
 
 def list_entries(
@@ -86,9 +92,9 @@ def _count(per_op: Any) -> int | None:
 
 def inspect(store: ResultStore, query: str, *, now: float | None = None) -> CacheInspection:
     """``inspect``: every entry of the image named by a key prefix, hash prefix or file."""
-    entries = store.find(query)
+    entries = _find(store, query)
     query_path = Path(query).expanduser()
-    given = query_path if query_path.is_file() else None
+    given = query_path if query_path.is_file() else None  # _find read it: the OS accepts it
     groups: dict[str, list[Entry]] = {}
     for entry in entries:
         groups.setdefault(entry.image_hash, []).append(entry)
@@ -115,6 +121,19 @@ def _input_on_disk(
         except (ImageError, OSError):
             continue
     return None
+
+
+def _find(store: ResultStore, query: str) -> list[Entry]:
+    """``store.find``, with a query the OS refuses as a path (too long, say) named as such."""
+    try:
+        return store.find(query)
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise NotInCache(
+            f"{query!r} is not a cache key, an image hash or a path of an image file "
+            f"({os_reason(exc)})."
+        ) from None
 
 
 def stats(store: ResultStore) -> CacheStats:
@@ -176,7 +195,7 @@ def _criteria(max_age_days: float | None, max_size: int | None, missing: bool) -
 
 def remove(store: ResultStore, query: str, *, now: float | None = None) -> RemovalSummary:
     """``rm``: delete the entry with this key, or every entry of the image with this hash."""
-    removed = [e for e in (store.delete(entry.key) for entry in store.find(query)) if e]
+    removed = [e for e in (store.delete(entry.key) for entry in _find(store, query)) if e]
     return RemovalSummary(query, removed, now=_now(now))
 
 
@@ -189,19 +208,65 @@ def export(store: ResultStore, path: str | Path, *, format: str = "legacy") -> E
     """``export``: the original app's JSON cache file, newest entry per image and operation."""
     if format != "legacy":
         raise NbimgprepError(f"Unknown export format {format!r}; the only format is 'legacy'.")
-    target = Path(path).expanduser()
-    return ExportSummary(target, store.export_legacy_json(target), format)
+    target = user_path(path, "export path")
+    try:
+        if target.is_dir():
+            raise StoreError(
+                f"{target} is a folder; give the path of the JSON file to write, e.g. "
+                f"{target / 'image-processing-cache.json'}."
+            )
+        if target.resolve().is_relative_to(store.root.resolve()):
+            raise StoreError(
+                f"{target} is inside the store ({store.root}); write the export somewhere else."
+            )
+        count = store.export_legacy_json(target)
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot write {target} ({os_reason(exc)}); choose a writable place for it."
+        ) from None
+    return ExportSummary(target, count, format)
 
 
 def import_legacy(
     store: ResultStore, path: str | Path, *, root: str | Path | None = None
 ) -> ImportSummary:
     """``import``: copy the results of an original-app cache file into the store."""
-    source = Path(path).expanduser()
-    if not source.is_file():
-        raise NbimgprepError(f"{source}: no such file; give the path of the JSON cache file.")
-    root_path = Path(root).expanduser() if root is not None else None
-    return ImportSummary(source, store.import_legacy_json(source, root=root_path))
+    source, root_path = _import_paths(path, root)
+    try:
+        outcome = store.import_legacy_json(source, root=root_path)
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"Cannot import {source} ({os_reason(exc)}).") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise StoreError(
+            f"{source}: not a cache file of the original app ({exc}); it should be "
+            '{image_hash: {"bgRemoved": path, "upscaled": path, "faceDetailed": path, '
+            '"timestamp": ms}}.'
+        ) from None
+    return ImportSummary(source, outcome)
+
+
+def _import_paths(path: str | Path, root: str | Path | None) -> tuple[Path, Path | None]:
+    """The legacy file and ``--root`` as typed, checked: the file exists, the root is a folder."""
+    source = user_path(path, "legacy cache file")
+    root_path = user_path(root, "--root folder") if root is not None else None
+    try:
+        if source.is_dir():
+            raise StoreError(f"{source} is a folder; give the path of the JSON cache file.")
+        if not source.is_file():
+            raise StoreError(f"{source}: no such file; give the path of the JSON cache file.")
+        if root_path is not None and not root_path.is_dir():
+            raise StoreError(
+                f"--root {root_path}: no such folder; give the folder the paths live in."
+            )
+    except OSError as exc:
+        if isinstance(exc, StoreError):
+            raise
+        raise StoreError(f"Cannot import {source} ({os_reason(exc)}).") from None
+    return source, root_path
 
 
 def run(
@@ -250,7 +315,7 @@ def _run_item(item: BatchItem) -> RunItem:
 def execute(
     args: argparse.Namespace,
     *,
-    store: Callable[[], ResultStore],
+    store: Callable[[bool], ResultStore],
     processor: Callable[[], Processor],
     default_max_age_days: float = DEFAULT_MAX_AGE_DAYS,
     on_item: Callable[[RunItem], None] | None = None,
@@ -258,7 +323,8 @@ def execute(
     """Call the function ``args.command`` names with the parsed options.
 
     ``store`` and ``processor`` are factories, so a cache command never builds a processor
-    (which picks a backend) and ``run`` opens no second store.
+    (which picks a backend) and ``run`` opens no second store. ``store(create)`` is told
+    whether the command may create a store (only ``import`` may; see :func:`open_store`).
     """
     command = args.command
     if command == "run":
@@ -273,7 +339,9 @@ def execute(
             dry_run=args.dry_run,
             on_item=on_item,
         )
-    s = store()
+    if command == "import":  # a store is made for an import only once its file is there
+        _import_paths(args.path, args.root)
+    s = store(command in _CREATES_STORE)
     if command == "list":
         return list_entries(s, op=args.op, limit=args.limit, sort=args.sort)
     if command == "inspect":

@@ -6,11 +6,13 @@ The tree::
     ├── ImageError            the input is not an image we can process (names the input)
     ├── OperationError        unknown operation or bad parameter
     ├── StoreError            the cache store cannot be read or written
+    │   └── StoreNotFound     a read-only command pointed at a folder that holds no store
     ├── NotInCache            a key, hash prefix or path matches no cache entry
     ├── AmbiguousPrefix       a prefix matches several keys or images
     ├── ProcessingCancelled   the call was cancelled (widget Cancel, task cancel)
     ├── BudgetExceeded        a batch item past ``max_fresh``: not run, nothing paid
     ├── SaveError             an image cannot be saved there (suffix, folder)
+    ├── SharedTierError       the shared (S3-compatible) tier is misconfigured
     └── BackendError          the backend failed to produce a result
         ├── FalKeyMissing     FAL_KEY is not set
         ├── FalKeyRejected    fal.ai answered 401/403
@@ -38,7 +40,9 @@ __all__ = [
     "ProcessingCancelled",
     "RateLimited",
     "SaveError",
+    "SharedTierError",
     "StoreError",
+    "StoreNotFound",
 ]
 
 
@@ -130,3 +134,17 @@ class BudgetExceeded(NbimgprepError):
 class SaveError(NbimgprepError, ValueError):
     """An image could not be saved where asked: an unknown format suffix, a missing folder,
     a folder that cannot be written. Nothing was written."""
+
+
+class SharedTierError(NbimgprepError, ValueError):
+    """The shared tier's settings are unusable: a URL that is not ``s3://bucket/prefix``,
+    credentials in the URL, or s3fs not installed.
+
+    An unreachable, denied or slow shared tier is not an error: the call goes on from the local
+    store or the backend, with one warning.
+    """
+
+
+class StoreNotFound(StoreError):
+    """A command that only reads (``list``, ``stats``, ``verify``, ...) was pointed at a folder
+    that holds no store: nothing was created there. Check the cache directory setting."""

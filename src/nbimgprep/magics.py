@@ -22,7 +22,7 @@ from traitlets import Enum, Float, TraitError, Unicode, default, observe, valida
 from traitlets.config import Configurable
 
 from .arguments import ArgumentsError, HelpRequested, cache_parser, full_help, parse
-from .commands import execute
+from .commands import execute, open_store
 from .errors import NbimgprepError
 from .reports import Report
 from .store import DEFAULT_MAX_AGE_DAYS, default_cache_dir
@@ -108,12 +108,13 @@ class ImgCacheMagics(Magics, Configurable):
             proc.close()
         self._store = None
 
-    def store(self) -> ResultStore:
-        """The store at the ``cache_dir`` setting, opened once (again if the setting changes)."""
-        from .store import ResultStore
+    def store(self, create: bool = True) -> ResultStore:
+        """The store at the ``cache_dir`` setting, opened once (again if the setting changes).
 
+        With ``create=False`` (the commands that only read or remove) a folder that holds no
+        store is a :class:`~nbimgprep.errors.StoreNotFound` error and stays as it was."""
         if self._store is None:
-            self._store = ResultStore(self.cache_dir)
+            self._store = open_store(self.cache_dir, create=create)
         return self._store
 
     def processor(self, backend: str | None = None) -> Processor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -41,14 +42,28 @@ class Param:
     shown_as: str = "{name}={value}"
 
     def validate(self, operation: str, value: Any) -> Any:
+        """``value`` as the call will use it, or an OperationError listing what is allowed.
+
+        A whole-number parameter takes ints and whole floats (``2.0``), never a bool or text.
+        """
+        if isinstance(self.default, int) and not isinstance(self.default, bool):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise self._refuse(operation, value)
+            try:
+                whole = int(value)  # type: ignore[call-overload]  # a numbers.Real
+            except (ValueError, OverflowError):  # NaN, infinity
+                raise self._refuse(operation, value) from None
+            if whole != value:
+                raise self._refuse(operation, value)
+            value = whole
         if self.choices is not None and value not in self.choices:
-            allowed = ", ".join(repr(c) for c in self.choices)
-            raise OperationError(
-                f"{operation}: {self.name}={value!r} is not allowed; use one of {allowed}."
-            )
-        if isinstance(self.default, int) and not isinstance(value, bool):
-            return int(value)
+            raise self._refuse(operation, value)
         return value
+
+    def _refuse(self, operation: str, value: Any) -> OperationError:
+        allowed = ", ".join(repr(c) for c in self.choices or ())
+        hint = f"use one of {allowed}" if allowed else f"use a whole number like {self.default!r}"
+        return OperationError(f"{operation}: {self.name}={value!r} is not allowed; {hint}.")
 
 
 @dataclass(frozen=True)

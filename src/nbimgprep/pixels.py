@@ -174,7 +174,7 @@ def _numeric_to_l(img: Image.Image, label: str) -> Image.Image:
         img = img.convert("I")
     extrema: Any = img.getextrema()
     low, high = float(extrema[0]), float(extrema[1])
-    if not (math.isfinite(low) and math.isfinite(high)):
+    if not (math.isfinite(low) and math.isfinite(high) and _all_finite(img)):
         raise ImageError(
             f"{label}: the {img.mode} image holds NaN or infinite values; replace them "
             "first (e.g. numpy.nan_to_num) or convert it to 8-bit yourself."
@@ -193,6 +193,18 @@ def _numeric_to_l(img: Image.Image, label: str) -> Image.Image:
     if (scale, offset) != (1.0, 0.0):
         img = img.point(lambda v: v * scale + offset)
     return img.convert("L")
+
+
+def _all_finite(img: Image.Image) -> bool:
+    """No NaN or infinity in a float image (Pillow's extrema skip NaN). Checked with NumPy
+    where it is installed (it comes with the ``local`` extra); assumed without it."""
+    if img.mode != "F":
+        return True
+    try:
+        import numpy as np
+    except ImportError:
+        return True
+    return bool(np.isfinite(np.asarray(img)).all())
 
 
 def encode_png(img: Image.Image) -> bytes:

@@ -28,7 +28,8 @@ from .batch_results import Batch, BatchItem, Plan
 from .errors import ImageError, InvalidResult, OperationError, ProcessingCancelled, StoreError
 from .images import MAX_PIXELS, ImageRef, content_type_of, decode_image
 from .operations import Endpoint, Operation, cache_key, get_operation
-from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source
+from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source, Tier
+from .shared import SharedLink, SharedTier
 from .store import Entry, ResultMeta, ResultStore
 from .store.files import uncached_copy
 from .sync_loop import LoopThread
@@ -73,6 +74,8 @@ class Processor:
 
     ``backend`` is ``"local"``, ``"fal"``, a :class:`~nbimgprep.backends.Backend` object, or
     None: fal.ai when ``FAL_KEY`` is set, the offline local backend otherwise.
+    ``shared`` (default ``$NBIMGPREP_CACHE_URL``) is a team's ``s3://bucket/prefix`` behind
+    the local store, with fsspec/s3fs ``shared_options`` (see :mod:`nbimgprep.shared`).
     """
 
     def __init__(
@@ -84,16 +87,22 @@ class Processor:
         endpoints: Mapping[str, Any] | None = None,
         timeout: float = 300.0,
         environ: Mapping[str, str] | None = None,
+        shared: str | SharedTier | None = None,
+        shared_options: Mapping[str, Any] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
         self.store = store if store is not None else ResultStore(cache_dir, environ=env)
+        self.shared = SharedLink.configured(shared, shared_options, self.store, env)
         self.backend = make_backend(backend, endpoints=endpoints, timeout=timeout, environ=env)
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._loop_thread = LoopThread()
 
     def __repr__(self) -> str:
-        return f"Processor(backend={self.backend.name!r}, cache_dir={str(self.store.root)!r})"
+        shared = "" if self.shared is None else f", shared={self.shared.tier.url!r}"
+        return (
+            f"Processor(backend={self.backend.name!r}, cache_dir={str(self.store.root)!r}{shared})"
+        )
 
     # -- keying ---------------------------------------------------------------------------
 
@@ -147,7 +156,7 @@ class Processor:
 
         image, key, entry = await asyncio.to_thread(key_and_lookup)
         if entry is not None:
-            result = self._result(entry, cache_hit=True, started=started)
+            result = self._result(entry, cache_hit=True, started=started, tier="local")
             _notify([on_progress], ProgressEvent("hit", key, elapsed=result.elapsed))
             return result
         request = _Request(op, image, endpoint, canonical, key, refresh, started)
@@ -288,9 +297,16 @@ class Processor:
                     entry = await asyncio.to_thread(
                         self.store.lookup, request.key, count_miss=False
                     )
+                    tier: Tier = "local"
+                    if entry is None and self.shared is not None:
+                        # Another machine may have paid for it: one request, under the lock.
+                        tier = "shared"
+                        entry = await asyncio.to_thread(self.shared.fetch, request.key)
                     if entry is not None:
                         emit("hit")
-                        return self._result(entry, cache_hit=True, started=request.started)
+                        return self._result(
+                            entry, cache_hit=True, started=request.started, tier=tier
+                        )
                 await asyncio.to_thread(self._check_input, request)
                 backend_started = time.perf_counter()
                 output = await self.backend.run(
@@ -346,6 +362,8 @@ class Processor:
             entry = self.store.put(request.key, output.data, meta)
         except StoreError as exc:
             return self._uncached(request, exc, output, (width, height))
+        if self.shared is not None:  # after the local put: the tier failing loses nothing
+            self.shared.publish(entry, output.data, replace=request.refresh)
         return self._result(entry, cache_hit=False, started=request.started)
 
     def _uncached(
@@ -376,7 +394,9 @@ class Processor:
             height=size[1],
         )
 
-    def _result(self, entry: Entry, *, cache_hit: bool, started: float) -> Result:
+    def _result(
+        self, entry: Entry, *, cache_hit: bool, started: float, tier: Tier | None = None
+    ) -> Result:
         return Result(
             cache_hit=cache_hit,
             path=entry.path,
@@ -389,6 +409,7 @@ class Processor:
             elapsed=time.perf_counter() - started,
             width=entry.width,
             height=entry.height,
+            tier=tier,
         )
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -26,11 +26,13 @@ __all__ = [
     "ProgressKind",
     "Result",
     "Source",
+    "Tier",
     "cache_label",
 ]
 
 Source: TypeAlias = "str | os.PathLike[str] | bytes | IO[bytes] | ImageRef | Image.Image"
 ProgressKind = Literal["hit", "queued", "running", "done", "failed"]
+Tier = Literal["local", "shared"]
 ProgressCallback = Callable[["ProgressEvent"], object]
 
 
@@ -70,6 +72,9 @@ class Result:
     elapsed: float
     width: int = field(default=0, repr=False)
     height: int = field(default=0, repr=False)
+    #: Where a hit came from: "local" (this machine's store) or "shared" (the team's tier,
+    #: now copied into the local store); None for a fresh result.
+    tier: Tier | None = field(default=None, repr=False)
 
     @cached_property
     def image(self) -> Image.Image:
@@ -80,9 +85,11 @@ class Result:
 
     @property
     def status(self) -> str:
-        """``cache hit in 0.9 ms`` or ``fresh from local in 1.24 s``."""
+        """``cache hit in 0.9 ms``, ``shared cache hit in 25.0 ms`` or
+        ``fresh from local in 1.24 s``."""
         if self.cache_hit:
-            return f"{cache_label(True)} in {self.elapsed * 1000:.1f} ms"
+            where = "shared " if self.tier == "shared" else ""
+            return f"{where}{cache_label(True)} in {self.elapsed * 1000:.1f} ms"
         return f"{cache_label(False)} from {self.backend} in {self.elapsed:.2f} s"
 
     @property

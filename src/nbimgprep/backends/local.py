@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageFilter
 
-from ..errors import BackendError
+from ..errors import BackendError, ImageError
 from ..memory import release_freed_memory
 from ..operations import Endpoint, Operation
 from . import BackendOutput, ProgressReporter
@@ -36,10 +36,17 @@ __all__ = ["LocalBackend"]
 GRABCUT_SIDE = 320
 #: The cut's edges are refined with a guided filter on a copy no larger than this.
 REFINE_SIDE = 1024
+#: GrabCut needs background and subject samples: the image (and the copy it runs on) must be
+#: at least this many pixels on its short side, so a border band leaves an inside.
+MIN_CUT_SIDE = 8
 #: Faces are searched on a copy no larger than this (long side, pixels).
 DETECT_SIDE = 1024
 FACE_CASCADE = "haarcascade_frontalface_default.xml"
 INSTALL_HINT = 'pip install "nbimgprep[local]"'
+NO_SUBJECT = (
+    "The local background removal found no subject in this image; try cropping closer "
+    "around it, or use the fal backend."
+)
 
 Logs = list[str]
 #: (input, the output size the operation promises, params, checkpoint) -> (output, log lines)
@@ -135,16 +142,21 @@ def _run_work(
     checkpoint()
     try:
         result, logs = work(img, operation.output_size(img.size, params), params, checkpoint)
-    except (_Cancelled, BackendError):
+    except _Cancelled:
         raise
+    except (ImageError, BackendError) as exc:  # said without the input's name: add it
+        raise type(exc)(f"{image.name}: {exc}") from None
     except MemoryError:
         raise BackendError(
             f"{image.name}: not enough memory to process {img.width}x{img.height} locally; "
             "crop or downscale it first, or use the fal backend."
         ) from None
-    except Exception as exc:  # OpenCV raises cv2.error; anything else is a bug to name
+    except Exception as exc:  # OpenCV's cv2.error, or a bug: say what failed on what
+        detail = "" if type(exc).__module__.startswith("cv2") else f" ({type(exc).__name__}: {exc})"
         raise BackendError(
-            f"The local backend failed on {image.name} ({type(exc).__name__}: {exc})."
+            f"The local backend's {operation.describe(params)} failed on {image.name} "
+            f"({img.width}x{img.height}, {img.mode}){detail}. Try the fal backend, or crop "
+            "or convert the image first."
         ) from exc
     checkpoint()
     data = _encode_png(result)
@@ -231,10 +243,17 @@ def _remove_background(
 ) -> tuple[Image.Image, Logs]:
     """GrabCut on a small copy, cleaned and feathered, then applied at full size as alpha."""
     cv2, np = _require_cv()
+    if min(img.size) < MIN_CUT_SIDE:
+        raise ImageError(
+            f"{img.width}x{img.height} is too small to tell a subject from its background "
+            f"(the local background removal needs at least {MIN_CUT_SIDE} px on each side); "
+            "use a larger image or crop, or the fal backend."
+        )
     rgba = img.convert("RGBA")
     full = np.asarray(rgba)
     height, width = full.shape[:2]
-    factor = min(1.0, GRABCUT_SIDE / max(width, height))
+    # Small enough to cut quickly, large enough on the short side to have an inside.
+    factor = min(1.0, max(GRABCUT_SIDE / max(width, height), MIN_CUT_SIDE / min(width, height)))
     small_size = (max(1, round(width * factor)), max(1, round(height * factor)))
     small = cv2.resize(full, small_size, interpolation=cv2.INTER_AREA)
     bgr = np.ascontiguousarray(small[:, :, 2::-1])
@@ -242,6 +261,8 @@ def _remove_background(
     checkpoint()
 
     mask = _initial_mask(cv2, np, bgr, known_bg)
+    if (mask == cv2.GC_BGD).all():  # e.g. an input that is already transparent all over
+        raise BackendError(NO_SUBJECT)
     bgd_model = np.zeros((1, 65), np.float64)
     fgd_model = np.zeros((1, 65), np.float64)
     mode = cv2.GC_INIT_WITH_MASK
@@ -252,10 +273,7 @@ def _remove_background(
     fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
     fg = _clean_mask(cv2, np, fg)
     if not fg.any():
-        raise BackendError(
-            "The local background removal found no subject in this image; try cropping "
-            "closer around it, or use the fal backend."
-        )
+        raise BackendError(NO_SUBJECT)
     alpha = _refined_alpha(cv2, np, fg, full)
     alpha = np.minimum(alpha, full[:, :, 3])
     out = full.copy()
@@ -394,7 +412,7 @@ def _find_faces(cv2: Any, np: Any, pixels: Any) -> list[tuple[int, int, int, int
     height, width = gray.shape
     factor = min(1.0, DETECT_SIDE / max(width, height))
     if factor < 1.0:
-        size = (round(width * factor), round(height * factor))
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     gray = cv2.equalizeHist(gray)
     min_side = max(24, round(min(gray.shape) / 12))

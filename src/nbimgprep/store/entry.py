@@ -164,15 +164,16 @@ def to_row(entry: Entry) -> list[Any]:
 
 def from_row(row: Mapping[str, Any], result_path: Callable[[str], Path]) -> Entry:
     """The :class:`Entry` an index row describes (``result_path`` turns a name into a path)."""
-    values: dict[str, Any] = {}
-    for c in COLUMNS:
-        value = row[c.name]
-        if c.kind == "json":
-            value = json.loads(value)
-        elif c.kind == "path":
-            value = result_path(value)
-        values[c.attribute] = value
+    values = {c.attribute: row[c.name] for c in COLUMNS}
+    for c in _JSON_COLUMNS:
+        values[c.attribute] = json.loads(values[c.attribute])
+    for c in _PATH_COLUMNS:
+        values[c.attribute] = result_path(values[c.attribute])
     return Entry(**values)
+
+
+_JSON_COLUMNS = tuple(c for c in COLUMNS if c.kind == "json")
+_PATH_COLUMNS = tuple(c for c in COLUMNS if c.kind == "path")
 
 
 def to_sidecar(entry: Entry) -> dict[str, Any]:

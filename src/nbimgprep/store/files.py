@@ -85,6 +85,7 @@ class StoreFiles:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._results = root / "results"
         self.read_only = False
         self.dir_mode = 0o700
         self.file_mode = 0o600
@@ -155,7 +156,7 @@ class StoreFiles:
     # -- where things live -------------------------------------------------------------------
 
     def result_path(self, name: str) -> Path:
-        return self.root / "results" / name[:2] / name
+        return Path(f"{self._results}/{name[:2]}/{name}")  # one Path, not three joins: hot
 
     def sidecar_path(self, key: str) -> Path:
         return self.root / "entries" / key[:2] / f"{key}.json"

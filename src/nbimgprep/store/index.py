@@ -342,21 +342,18 @@ class Index:
     # -- counters ------------------------------------------------------------------------------
 
     @_translated
-    def record_hit(self, key: str, now: float) -> None:
+    def add_usage(self, hits: dict[str, tuple[int, float]], misses: int) -> None:
+        """Add counted lookups: per key (hits, last hit time), and misses."""
         if self.read_only:
             return
         with self.transaction() as con:
-            con.execute(
-                "UPDATE entries SET hits = hits + 1, last_hit = ? WHERE key = ?", (now, key)
+            con.executemany(
+                "UPDATE entries SET hits = hits + ?, last_hit = MAX(COALESCE(last_hit, 0), ?) "
+                "WHERE key = ?",
+                [(count, last, key) for key, (count, last) in hits.items()],
             )
-            _bump(con, "hits", 1)
-
-    @_translated
-    def record_miss(self) -> None:
-        if self.read_only:
-            return
-        with self.transaction() as con:
-            _bump(con, "misses", 1)
+            _bump(con, "hits", sum(count for count, _ in hits.values()))
+            _bump(con, "misses", misses)
 
     @_translated
     def stats(self) -> StoreStats:

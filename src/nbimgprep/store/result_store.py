@@ -15,6 +15,7 @@ import hashlib
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from .files import ResultStamp, StoreFiles, damage, default_cache_dir
 from .index import Index, SortKey, StoreStats
 from .legacy import ImportOutcome
 from .maintenance import DEFAULT_MAX_AGE_DAYS, CleanOutcome, VerifyOutcome
+from .usage import FLUSH_INTERVAL, UsageCounter
 
 __all__ = ["ResultStore"]
 
@@ -44,6 +46,7 @@ class ResultStore:
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
         lock_timeout: float = 30.0,
+        flush_interval: float = FLUSH_INTERVAL,
     ) -> None:
         if root is not None and not str(os.fspath(root)).strip():
             raise StoreError(
@@ -62,6 +65,9 @@ class ResultStore:
             timeout=lock_timeout,
         )
         maintenance.open_index(self._index, self._files, stamp=int(clock()))
+        self._usage = UsageCounter(self._index, flush_interval)
+        # Counts not yet written are written when the store goes away or the process exits.
+        weakref.finalize(self, self._usage.close)
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.root)!r})"
@@ -87,7 +93,9 @@ class ResultStore:
         return self._files.lock_path(key)
 
     def close(self) -> None:
-        """Close the index's connections (the store opens them again if used after this)."""
+        """Write the hit counts not yet written and close the index's connections (the store
+        opens them again if used after this)."""
+        self._usage.close()
         self._index.close()
 
     # -- the hot path -------------------------------------------------------------------------
@@ -113,15 +121,15 @@ class ResultStore:
                 if not self.read_only:
                     self._remove([entry], also_shared_files=damage != "missing")
                 entry = None
+        if self.read_only:
+            return entry  # nothing is counted in a store that cannot be written
         if entry is None:
             if count_miss:
-                self._index.record_miss()
+                self._usage.miss()
             return None
         now = self.clock()
-        self._index.record_hit(key, now)
-        if self.read_only:
-            return entry
-        return replace(entry, hits=entry.hits + 1, last_hit=now)
+        uncounted = self._usage.hit(key, now)
+        return replace(entry, hits=entry.hits + uncounted, last_hit=now)
 
     def _damage_since(self, entry: Entry, recorded: ResultStamp | None) -> str | None:
         """None if ``entry``'s file is the file that was stored: unchanged since it was last
@@ -201,6 +209,7 @@ class ResultStore:
         self, op: str | None = None, limit: int | None = None, sort: SortKey = "age"
     ) -> list[Entry]:
         """Entries, newest first (``sort="age"``), most hit first, or largest first."""
+        self._usage.flush()
         if op is None:
             return self._index.select(sort=sort, limit=limit)
         return self._index.select("operation = ?", (op,), sort=sort, limit=limit)
@@ -241,6 +250,7 @@ class ResultStore:
 
     def stats(self) -> StoreStats:
         """Entries, bytes on disk, hits, misses and backend seconds saved, per operation too."""
+        self._usage.flush()
         return self._index.stats()
 
     # -- removing and looking after -----------------------------------------------------------
