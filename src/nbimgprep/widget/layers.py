@@ -43,7 +43,8 @@ class Preview:
     def __init__(self, img: Image.Image, max_preview: int) -> None:
         self.fit: Fit = fit(img.size, max_preview)
         small = self.thumbnail(img, max_preview)
-        self.image_size: tuple[int, int] = img.size
+        #: The encoded preview (the compare view shows it again under a result).
+        self.thumb = small
         #: The ``ipywidgets.Image`` the canvas draws by reference (never displayed itself).
         self.widget = W.Image(
             value=small.data, format=small.format, layout=W.Layout(display="none")

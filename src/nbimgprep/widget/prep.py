@@ -31,6 +31,7 @@ from ..images import ImageRef
 from ..operations import get_operation
 from ..pixels import open_image
 from ..results import Result
+from ..thumbnails import Thumbnail
 from .controls import Buttons, Controls
 from .cropping import CropInput
 from .inputs import InputImage
@@ -80,6 +81,8 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
     #: The status line as plain text (what the person reads), and its kind.
     status_text = traitlets.Unicode("", read_only=True)
     status_kind = traitlets.Unicode("idle", read_only=True)
+    #: Show the result with its input beneath a divider (the Compare toggle).
+    compare = traitlets.Bool(False)
 
     def __init__(
         self,
@@ -103,10 +106,11 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         #: its preview, every control; the buttons by what they do (``buttons.upscale``).
         self.selection = self._selection = CropSelection(self._original.size, 1.0)
         self.layers = self._layers = ImageLayers()
-        self.controls = self._controls = Controls()
+        self.controls = self._controls = Controls(self._show_error)
         self.buttons: Buttons = self._controls.buttons
         self.canvas = self._layers.canvas
         self._result: Result | None = None
+        self._result_input: Thumbnail | None = None  # the preview of the result's input
         self._history: list[HistoryStep] = []
         self._last: tuple[InputImage, str, dict[str, Any]] | None = None
         self._slot = OperationSlot()
@@ -117,6 +121,7 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
             children=self._controls.children(self._layers.canvas), layout=W.Layout(width="100%")
         )
         self.add_class("nbip-root")
+        traitlets.link((self, "compare"), (self._controls.compare.toggle, "value"))
         self._set_input(self._original, preview)
         if crop is not None:
             self.crop = crop
@@ -284,8 +289,14 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         it would keep the full-size pixels for as long as the result is shown)."""
         self._result = result
         preview = None if result is None else result_preview(result.path, self._max_preview)
-        self._controls.show_result(result, preview)
+        shown = self._layers.preview
+        self._result_input = shown.thumb if result is not None and shown is not None else None
+        self._controls.show_result(result, preview, self._result_input, self.compare)
         self._update_buttons()
+
+    @traitlets.observe("compare")
+    def _compare_changed(self, change: Mapping[str, Any]) -> None:
+        self._controls.show_compare(self._result_input, self.compare)
 
     def _add_step(self, step: HistoryStep) -> None:
         self._history.append(step)
