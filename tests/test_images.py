@@ -286,7 +286,7 @@ async def test_a_hit_costs_a_stat_and_no_read(
     photo = solid_png(tmp_path / "photo.png", "red")
     # A file hashed within a tick of the file clock of being written is hashed again (the
     # memo cannot be sure of it): this test is about files that have settled.
-    monkeypatch.setattr("nbimgprep.store.index.memo_settle_ns", lambda stamp: 0)
+    monkeypatch.setattr("nbimgprep.store.memo.memo_settle_ns", lambda stamp: 0)
     await proc.run("upscale", photo)
     real_open = io.open
 

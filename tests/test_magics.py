@@ -104,6 +104,38 @@ def test_settings_reject_bad_values(shell: InteractiveShell) -> None:
         magics.backend = "cloud"
 
 
+def test_shared_defaults_to_the_environment_and_empty_means_off(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NBIMGPREP_CACHE_URL", raising=False)
+    assert ImgCacheMagics(shell).shared == ""
+    monkeypatch.setenv("NBIMGPREP_CACHE_URL", "s3://team-bucket/nbimgprep")
+    assert ImgCacheMagics(shell).shared == "s3://team-bucket/nbimgprep"
+    shell.run_line_magic("config", "ImgCacheMagics.shared = 's3://other/prefix'")
+    assert ImgCacheMagics(shell).shared == "s3://other/prefix"
+
+
+def test_run_passes_the_shared_url_to_a_processor_that_takes_it(
+    ip: InteractiveShell, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbimgprep.processor
+
+    made: list[str | None] = []
+
+    class TieredProcessor(nbimgprep.processor.Processor):
+        def __init__(self, *args: Any, shared: str | None = None, **kwargs: Any) -> None:
+            made.append(shared)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(nbimgprep.processor, "Processor", TieredProcessor)
+    imgcache(ip, f"run upscale {photos['chelsea']} --backend local")
+    assert made == [None]  # off: not passed
+
+    ip.run_line_magic("config", "ImgCacheMagics.shared = 's3://team/cache'")
+    imgcache(ip, f"run upscale {photos['chelsea']} --backend local")
+    assert made == [None, "s3://team/cache"]  # the setting changed: a new processor
+
+
 def test_help_for_every_subcommand(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:

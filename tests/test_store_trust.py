@@ -17,7 +17,7 @@ import pytest
 
 from conftest import CountingBackend
 from nbimgprep import ImageRef, Processor, ResultStore, StoreError
-from nbimgprep.store import index as index_module
+from nbimgprep.store import memo as memo_module
 from test_store import put, tiny_png
 
 
@@ -69,7 +69,7 @@ def test_a_changed_result_file_is_dropped_by_lookup(tmp_path: Path) -> None:
 def test_a_hit_on_an_unchanged_file_is_a_stat_not_a_rehash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nbimgprep.store import result_store
+    from nbimgprep.store import files
 
     store = ResultStore(tmp_path)
     key = put(store, 2)
@@ -77,7 +77,7 @@ def test_a_hit_on_an_unchanged_file_is_a_stat_not_a_rehash(
     def rehash(*_: object) -> None:
         raise AssertionError("an unchanged result file was re-hashed")
 
-    monkeypatch.setattr(result_store, "damage", rehash)
+    monkeypatch.setattr(files, "damage", rehash)
     assert store.lookup(key) is not None
 
 
@@ -112,7 +112,7 @@ def test_memo_is_not_fooled_by_a_file_changed_in_place_with_its_mtime_put_back(
     tmp_path: Path, testdata: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Trust the memo at once (no settling time), so only the stamp decides.
-    monkeypatch.setattr(index_module, "memo_settle_ns", lambda stamp: 0)
+    monkeypatch.setattr(memo_module, "memo_settle_ns", lambda stamp: 0)
     store = ResultStore(tmp_path / "cache")
     photo = tmp_path / "photo.png"
     photo.write_bytes((testdata / "chelsea.png").read_bytes())

@@ -43,6 +43,7 @@ __all__ = [
     "SharedTierError",
     "StoreError",
     "StoreNotFound",
+    "TagError",
 ]
 
 
@@ -148,3 +149,7 @@ class SharedTierError(NbimgprepError, ValueError):
 class StoreNotFound(StoreError):
     """A command that only reads (``list``, ``stats``, ``verify``, ...) was pointed at a folder
     that holds no store: nothing was created there. Check the cache directory setting."""
+
+
+class TagError(NbimgprepError, ValueError):
+    """A tag given to ``ResultStore.tag``/``untag`` is not a short, non-empty string."""

@@ -12,6 +12,7 @@ Settings are traitlets, so ``%config ImgCacheMagics.cache_dir = "/data/cache"`` 
 
 from __future__ import annotations
 
+import inspect
 import os
 import shlex
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ImgCacheMagics", "load_ipython_extension", "unload_ipython_extension"]
 
+#: Where the shared tier's URL comes from when ``ImgCacheMagics.shared`` is not configured.
+SHARED_URL_ENV = "NBIMGPREP_CACHE_URL"
+
 _MAGIC_DOC = """Look into and look after the nbimgprep result cache.
 
 Examples::
@@ -53,7 +57,8 @@ Examples::
 
 Settings: ``%config ImgCacheMagics.cache_dir = "..."`` (default $NBIMGPREP_CACHE_DIR or
 ./.cache/nbimgprep), ``ImgCacheMagics.backend`` (for ``run``: auto, local or fal),
-``ImgCacheMagics.max_age_days`` (what ``clean`` with no criterion removes; {days:g}).
+``ImgCacheMagics.max_age_days`` (what ``clean`` with no criterion removes; {days:g}),
+``ImgCacheMagics.shared`` (the team's s3:// tier for ``run``; default $NBIMGPREP_CACHE_URL).
 
 """
 
@@ -77,6 +82,11 @@ class ImgCacheMagics(Magics, Configurable):
         config=True,
         help="What `%imgcache clean` with no criterion removes: entries unused for this many days.",
     )
+    shared = Unicode(
+        config=True,
+        help="The team's shared tier behind the local store, an s3://bucket/prefix URL "
+        f"(default: ${SHARED_URL_ENV}; empty: none). Used by `%imgcache run`.",
+    )
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         # Before the config is applied: setting cache_dir from it calls close().
@@ -90,6 +100,10 @@ class ImgCacheMagics(Magics, Configurable):
     def _default_cache_dir(self) -> str:
         return str(default_cache_dir())
 
+    @default("shared")
+    def _default_shared(self) -> str:
+        return os.environ.get(SHARED_URL_ENV, "").strip()
+
     @validate("max_age_days")
     def _check_max_age_days(self, proposal: dict[str, Any]) -> float:
         value = float(proposal["value"])
@@ -97,7 +111,7 @@ class ImgCacheMagics(Magics, Configurable):
             raise TraitError("max_age_days must be 0 or more")
         return value
 
-    @observe("cache_dir", "backend")
+    @observe("cache_dir", "backend", "shared")
     def _forget_store(self, change: dict[str, Any]) -> None:
         self.close()
 
@@ -126,8 +140,11 @@ class ImgCacheMagics(Magics, Configurable):
 
         name = backend or self.backend
         if name not in self._processors:
+            options: dict[str, Any] = {}
+            if self.shared and "shared" in inspect.signature(Processor).parameters:
+                options["shared"] = self.shared  # the shared tier, where the engine has one
             self._processors[name] = Processor(
-                backend=None if name == "auto" else name, store=self.store()
+                backend=None if name == "auto" else name, store=self.store(), **options
             )
         return self._processors[name]
 

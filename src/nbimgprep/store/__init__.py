@@ -10,18 +10,20 @@ Layout under the store root (``NBIMGPREP_CACHE_DIR``, default ``./.cache/nbimgpr
     tmp/                        files being written, renamed into place when complete
 
 The modules: ``entry`` (the Entry and its one field list), ``files`` (blobs, sidecars, atomic
-writes, the one unlink), ``index`` (SQLite), ``maintenance`` (clean, verify, rebuild),
-``legacy`` (the original app's JSON), ``result_store`` (the facade).
+writes, the one unlink), ``index`` (SQLite), ``stats``, ``memo`` (the file-hash memo),
+``usage`` (hit counts, batched), ``query`` (``find``), ``maintenance`` (clean, verify,
+rebuild), ``legacy`` (the original app's JSON), ``result_store`` (the facade).
 """
 
 from __future__ import annotations
 
 from .entry import Entry, ResultMeta
 from .files import CACHE_DIR_ENV, DEFAULT_CACHE_FOLDER, default_cache_dir
-from .index import OperationStats, SortKey, StoreStats
+from .index import SortKey
 from .legacy import ImportOutcome
 from .maintenance import DEFAULT_MAX_AGE_DAYS, CleanOutcome, VerifyOutcome
 from .result_store import ResultStore
+from .stats import OperationStats, StoreStats
 
 __all__ = [
     "CACHE_DIR_ENV",

@@ -19,6 +19,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import TagError
 from ..operations import Endpoint
 
 __all__ = ["COLUMNS", "Column", "Entry", "ResultMeta", "SCHEMA_VERSION"]
@@ -56,6 +57,8 @@ class Entry:
     request_id: str | None = None
     remote_url: str | None = None
     source: str | None = None
+    #: Short labels (a review's decisions, say); they never change what a lookup returns.
+    tags: tuple[str, ...] = ()
 
     @property
     def last_used(self) -> float:
@@ -101,6 +104,8 @@ class Column:
     default: Any
     kind: Kind
     in_sidecar: bool
+    #: A JSON list kept as a tuple in the Entry.
+    sequence: bool = False
 
     def ddl(self, primary_key: bool) -> str:
         text = f"{self.name} {self.sql_type}"
@@ -122,9 +127,11 @@ def _columns() -> tuple[Column, ...]:
         optional = isinstance(hint, types.UnionType) and type(None) in args
         base = next(a for a in args if a is not type(None)) if optional else hint
         origin = typing.get_origin(base) or base
-        kind: Kind = "json" if origin is dict else "path" if base is Path else "plain"
+        kind: Kind = "json" if origin in (dict, tuple) else "path" if base is Path else "plain"
         sql = {int: "INTEGER", float: "REAL"}.get(base, "TEXT")
         default = None if f.default is MISSING else f.default
+        if kind == "json" and default is not None:
+            default = json.dumps(default)
         out.append(
             Column(
                 attribute=f.name,
@@ -134,6 +141,7 @@ def _columns() -> tuple[Column, ...]:
                 default=default,
                 kind=kind,
                 in_sidecar=f.metadata.get("sidecar", True),
+                sequence=origin is tuple,
             )
         )
     return tuple(out)
@@ -166,7 +174,8 @@ def from_row(row: Mapping[str, Any], result_path: Callable[[str], Path]) -> Entr
     """The :class:`Entry` an index row describes (``result_path`` turns a name into a path)."""
     values = {c.attribute: row[c.name] for c in COLUMNS}
     for c in _JSON_COLUMNS:
-        values[c.attribute] = json.loads(values[c.attribute])
+        decoded = json.loads(values[c.attribute])
+        values[c.attribute] = tuple(decoded) if c.sequence else decoded
     for c in _PATH_COLUMNS:
         values[c.attribute] = result_path(values[c.attribute])
     return Entry(**values)
@@ -183,7 +192,11 @@ def to_sidecar(entry: Entry) -> dict[str, Any]:
     for c in COLUMNS:
         if c.in_sidecar:
             value = getattr(entry, c.attribute)
-            data[c.attribute] = value.name if c.kind == "path" else value
+            if c.kind == "path":
+                value = value.name
+            elif c.sequence:
+                value = list(value)
+            data[c.attribute] = value
     data["schema"] = SCHEMA_VERSION
     return data
 
@@ -195,4 +208,17 @@ def from_sidecar(data: Mapping[str, Any], result_path: Callable[[str], Path]) ->
     for c in COLUMNS:
         if c.kind == "path":
             values[c.attribute] = result_path(str(values[c.attribute]))
+        elif c.sequence and c.attribute in values:
+            values[c.attribute] = tuple(str(v) for v in values[c.attribute])
     return Entry(**values)
+
+
+def check_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """``tags``, if each is a short, non-empty string without surrounding spaces."""
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip() or tag != tag.strip() or len(tag) > 64:
+            raise TagError(
+                f"Tag {tag!r}: a tag is a non-empty string of at most 64 characters, "
+                "without leading or trailing spaces (e.g. 'accepted')."
+            )
+    return tags

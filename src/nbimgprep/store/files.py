@@ -218,6 +218,24 @@ class StoreFiles:
             if entry is not None:
                 yield entry
 
+    def changed_since(
+        self, entry: Entry, recorded: ResultStamp | None
+    ) -> tuple[str | None, ResultStamp | None]:
+        """Whether ``entry``'s file is still the file that was stored: (why not, or None;
+        the file's new stamp if it changed but re-hashed the same). Unchanged since it was last
+        checked costs one stat; a changed stamp costs a re-hash."""
+        try:
+            now = ResultStamp.of(entry.path)
+        except OSError:
+            return "missing", None
+        if now.size != entry.size:
+            return "size", None
+        if now == recorded:
+            return None, None
+        if damage(entry) is not None:
+            return "content", None
+        return None, now
+
     # -- removing ------------------------------------------------------------------------------
 
     def unlink(self, path: Path) -> None:

@@ -15,22 +15,22 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from ..errors import StoreError
-from ..images import FileStamp
 from .entry import COLUMNS, Entry, from_row, table_ddl, to_row
 from .files import ResultStamp
+from .stats import StoreStats, read_stats
 
-__all__ = ["Index", "OperationStats", "SortKey", "StoreStats"]
+__all__ = ["Index", "SortKey"]
 
 SortKey = Literal["age", "hits", "size"]
 
@@ -55,17 +55,6 @@ CREATE TABLE IF NOT EXISTS result_stamps (
     inode INTEGER
 );
 """
-
-
-def memo_settle_ns(stamp: FileStamp) -> int:
-    """How long a file must have been unchanged when it was hashed for the memo to trust it.
-
-    File times tick in steps (a few milliseconds on Linux, up to two seconds on FAT), so a file
-    rewritten within the same step as it was hashed could look unchanged (git's "racily clean"
-    files). Times with sub-second parts come from a fine clock: 50 ms is past its step.
-    """
-    fine = stamp.mtime_ns % 1_000_000_000 or stamp.ctime_ns % 1_000_000_000
-    return 50_000_000 if fine else 2_000_000_000
 
 
 P = ParamSpec("P")
@@ -99,33 +88,6 @@ _INSERT = (
     f"INSERT OR REPLACE INTO entries ({', '.join(c.name for c in COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in COLUMNS)})"
 )
-
-
-@dataclass(frozen=True)
-class OperationStats:
-    """The figures of one operation's entries."""
-
-    entries: int = 0
-    hits: int = 0
-    seconds_saved: float = 0.0
-    bytes: int = 0
-
-
-@dataclass(frozen=True)
-class StoreStats:
-    """Totals over the store; ``by_operation`` has the same figures per operation."""
-
-    entries: int
-    bytes: int
-    hits: int
-    misses: int
-    seconds_saved: float
-    by_operation: dict[str, OperationStats] = field(default_factory=dict)
-
-    @property
-    def hit_rate(self) -> float:
-        looked_up = self.hits + self.misses
-        return self.hits / looked_up if looked_up else 0.0
 
 
 class Index:
@@ -307,6 +269,11 @@ class Index:
         return [from_row(r, self._result_path) for r in self.con.execute(sql, params)]
 
     @_translated
+    def set_tags(self, key: str, tags: tuple[str, ...]) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE entries SET tags = ? WHERE key = ?", (json.dumps(tags), key))
+
+    @_translated
     def count(self) -> int:
         return int(self.con.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
@@ -358,71 +325,7 @@ class Index:
     @_translated
     def stats(self) -> StoreStats:
         """Entries, bytes on disk (each result file once), hits, misses and seconds saved."""
-        con = self.con
-        counters = {r["name"]: r["value"] for r in con.execute("SELECT * FROM counters")}
-        by_op: dict[str, OperationStats] = {}
-        for row in con.execute(
-            "SELECT operation, COUNT(*) AS n, SUM(hits) AS hits, "
-            "SUM(hits * backend_seconds) AS saved FROM entries GROUP BY operation"
-        ):
-            by_op[row["operation"]] = OperationStats(
-                entries=row["n"], hits=row["hits"] or 0, seconds_saved=row["saved"] or 0.0
-            )
-        op_bytes = con.execute(
-            "SELECT operation, SUM(size) FROM (SELECT operation, MAX(size) AS size "
-            "FROM entries GROUP BY operation, result_name) GROUP BY operation"
-        )
-        for operation, size in op_bytes:
-            by_op[operation] = OperationStats(**{**vars(by_op[operation]), "bytes": size or 0})
-        (total_bytes,) = con.execute(
-            "SELECT SUM(size) FROM (SELECT MAX(size) AS size FROM entries GROUP BY result_name)"
-        ).fetchone()
-        return StoreStats(
-            entries=self.count(),
-            bytes=int(total_bytes or 0),
-            hits=int(counters.get("hits", 0)),
-            misses=int(counters.get("misses", 0)),
-            seconds_saved=float(sum(s.seconds_saved for s in by_op.values())),
-            by_operation=by_op,
-        )
-
-    # -- the hash memo (ImageRef's HashMemo) -----------------------------------------------------
-
-    def get_hash(self, stamp: FileStamp) -> str | None:
-        """The remembered hash of a file with exactly this stamp, if it can be trusted."""
-        try:
-            row = self.con.execute(
-                "SELECT sha256, hashed_ns FROM hash_memo WHERE path = ? AND size = ? "
-                "AND mtime_ns = ? AND inode = ? AND ctime_ns = ? AND device = ?",
-                (stamp.path, stamp.size, stamp.mtime_ns, stamp.inode, stamp.ctime_ns, stamp.device),
-            ).fetchone()
-        except sqlite3.Error:  # the memo is an accelerator: without it, files are hashed
-            return None
-        if row is None:
-            return None
-        changed = max(stamp.mtime_ns, stamp.ctime_ns)
-        if row["hashed_ns"] is None or row["hashed_ns"] - changed < memo_settle_ns(stamp):
-            return None  # hashed too soon after a change to be sure: hash again
-        return str(row["sha256"])
-
-    def put_hash(self, stamp: FileStamp, sha256: str) -> None:
-        # The memo is an accelerator: a read-only store still hashes correctly without it.
-        if self.read_only and not self.in_memory:
-            return
-        with contextlib.suppress(sqlite3.Error):
-            self.con.execute(
-                "INSERT OR REPLACE INTO hash_memo VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    stamp.path,
-                    stamp.size,
-                    stamp.mtime_ns,
-                    stamp.inode,
-                    stamp.ctime_ns,
-                    stamp.device,
-                    sha256,
-                    time.time_ns(),
-                ),
-            )
+        return read_stats(self.con)
 
 
 def _migrate(con: sqlite3.Connection) -> None:

@@ -20,14 +20,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import AmbiguousPrefix, NotInCache, StoreError
+from ..errors import NotInCache, StoreError
 from ..images import FileStamp, ImageRef
 from . import legacy, maintenance
-from .entry import EXTENSIONS, Entry, ResultMeta
-from .files import ResultStamp, StoreFiles, damage, default_cache_dir
-from .index import Index, SortKey, StoreStats
+from .entry import EXTENSIONS, Entry, ResultMeta, check_tags
+from .files import StoreFiles, default_cache_dir
+from .index import Index, SortKey
 from .legacy import ImportOutcome
 from .maintenance import DEFAULT_MAX_AGE_DAYS, CleanOutcome, VerifyOutcome
+from .memo import FileHashMemo
+from .query import find_entries
+from .stats import StoreStats
 from .usage import FLUSH_INTERVAL, UsageCounter
 
 __all__ = ["ResultStore"]
@@ -65,6 +68,7 @@ class ResultStore:
             timeout=lock_timeout,
         )
         maintenance.open_index(self._index, self._files, stamp=int(clock()))
+        self._memo = FileHashMemo(self._index)
         self._usage = UsageCounter(self._index, flush_interval)
         # Counts not yet written are written when the store goes away or the process exits.
         weakref.finalize(self, self._usage.close)
@@ -116,7 +120,10 @@ class ResultStore:
         found = self._index.get_with_stamp(key)
         entry, stamp = found if found is not None else (self._adopt_sidecar(key), None)
         if entry is not None:
-            damage = self._damage_since(entry, stamp)
+            damage, changed = self._files.changed_since(entry, stamp)
+            if changed is not None:  # re-hashed and found the same: remember its new stamp
+                with contextlib.suppress(StoreError):
+                    self._index.record_stamp(entry.path.name, changed)
             if damage is not None:
                 if not self.read_only:
                     self._remove([entry], also_shared_files=damage != "missing")
@@ -130,23 +137,6 @@ class ResultStore:
         now = self.clock()
         uncounted = self._usage.hit(key, now)
         return replace(entry, hits=entry.hits + uncounted, last_hit=now)
-
-    def _damage_since(self, entry: Entry, recorded: ResultStamp | None) -> str | None:
-        """None if ``entry``'s file is the file that was stored: unchanged since it was last
-        checked (one stat), or re-hashed and found the same."""
-        try:
-            now = ResultStamp.of(entry.path)
-        except OSError:
-            return "missing"
-        if now.size != entry.size:
-            return "size"
-        if now == recorded:
-            return None
-        if damage(entry) is not None:
-            return "content"
-        with contextlib.suppress(StoreError):
-            self._index.record_stamp(entry.path.name, now)
-        return None
 
     def _adopt_sidecar(self, key: str) -> Entry | None:
         entry = self._files.sidecar_of(key)
@@ -198,21 +188,60 @@ class ResultStore:
     # -- the hash memo (ImageRef's HashMemo) ------------------------------------------------
 
     def get_hash(self, stamp: FileStamp) -> str | None:
-        return self._index.get_hash(stamp)
+        return self._memo.get_hash(stamp)
 
     def put_hash(self, stamp: FileStamp, sha256: str) -> None:
-        self._index.put_hash(stamp, sha256)
+        self._memo.put_hash(stamp, sha256)
 
     # -- listing and finding ----------------------------------------------------------------
 
     def entries(
-        self, op: str | None = None, limit: int | None = None, sort: SortKey = "age"
+        self,
+        op: str | None = None,
+        limit: int | None = None,
+        sort: SortKey = "age",
+        tag: str | None = None,
     ) -> list[Entry]:
-        """Entries, newest first (``sort="age"``), most hit first, or largest first."""
+        """Entries, newest first (``sort="age"``), most hit first, or largest first; only
+        those of operation ``op``, or carrying ``tag``, when given."""
         self._usage.flush()
-        if op is None:
-            return self._index.select(sort=sort, limit=limit)
-        return self._index.select("operation = ?", (op,), sort=sort, limit=limit)
+        conditions, args = [], []
+        if op is not None:
+            conditions.append("operation = ?")
+            args.append(op)
+        if tag is not None:
+            conditions.append("EXISTS (SELECT 1 FROM json_each(entries.tags) WHERE value = ?)")
+            args.append(tag)
+        return self._index.select(" AND ".join(conditions), args, sort=sort, limit=limit)
+
+    def tag(self, key: str, *tags: str) -> Entry:
+        """Add ``tags`` to the entry for ``key`` (kept in its sidecar, so they survive a
+        rebuild). Tags never change what a lookup returns; a new result for the key (a
+        ``refresh``) starts with none."""
+        entry = self._known(key)
+        return self._retag(entry, tuple(sorted({*entry.tags, *check_tags(tags)})))
+
+    def untag(self, key: str, *tags: str) -> Entry:
+        """Remove ``tags`` from the entry for ``key`` (tags it does not carry are ignored)."""
+        entry = self._known(key)
+        gone = set(check_tags(tags))
+        return self._retag(entry, tuple(t for t in entry.tags if t not in gone))
+
+    def _known(self, key: str) -> Entry:
+        entry = self._index.get(key)
+        if entry is None:
+            raise NotInCache(f"{key}: no cache entry has this key.")
+        return entry
+
+    def _retag(self, entry: Entry, tags: tuple[str, ...]) -> Entry:
+        self._writable()
+        tagged = replace(entry, tags=tags)
+        try:
+            self._files.write_sidecar(tagged)  # the truth first, then the index
+        except OSError as exc:
+            raise StoreError(f"Cannot write to the cache at {self.root}: {exc.strerror}") from exc
+        self._index.set_tags(entry.key, tags)
+        return tagged
 
     def __len__(self) -> int:
         return self._index.count()
@@ -223,30 +252,7 @@ class ResultStore:
         A key prefix names one entry; an image hash prefix or a path names every entry of that
         image. Raises :class:`NotInCache` or :class:`AmbiguousPrefix`.
         """
-        candidate = Path(query).expanduser()
-        if candidate.is_file():
-            image_hash = ImageRef(candidate, memo=self).sha256
-            found = self._index.select("image_hash = ?", (image_hash,))
-            if not found:
-                raise NotInCache(f"{query}: this image has no cached results.")
-            return found
-        prefix = query.strip().lower()
-        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
-            raise NotInCache(
-                f"{query!r} is not a cache key, an image hash or the path of an image file."
-            )
-        by_key = self._index.select("key LIKE ?", (prefix + "%",))
-        if len(by_key) == 1:
-            return by_key
-        if len(by_key) > 1:
-            raise AmbiguousPrefix(query, sorted(e.key for e in by_key))
-        by_image = self._index.select("image_hash LIKE ?", (prefix + "%",))
-        images = sorted({e.image_hash for e in by_image})
-        if len(images) > 1:
-            raise AmbiguousPrefix(query, images)
-        if not by_image:
-            raise NotInCache(f"{query}: no cache key or image hash starts with this.")
-        return by_image
+        return find_entries(self._index, query, lambda path: ImageRef(path, memo=self).sha256)
 
     def stats(self) -> StoreStats:
         """Entries, bytes on disk, hits, misses and backend seconds saved, per operation too."""
