@@ -110,7 +110,7 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         self.buttons: Buttons = self._controls.buttons
         self.canvas = self._layers.canvas
         self._result: Result | None = None
-        self._result_input: Thumbnail | None = None  # the preview of the result's input
+        self._compare_input: Thumbnail | None = None  # the preview of the result's input
         self._history: list[HistoryStep] = []
         self._last: tuple[InputImage, str, dict[str, Any]] | None = None
         self._slot = OperationSlot()
@@ -290,13 +290,13 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         self._result = result
         preview = None if result is None else result_preview(result.path, self._max_preview)
         shown = self._layers.preview
-        self._result_input = shown.thumb if result is not None and shown is not None else None
-        self._controls.show_result(result, preview, self._result_input, self.compare)
+        self._compare_input = shown.thumb if result is not None and shown is not None else None
+        self._controls.show_result(result, preview, self._compare_input, self.compare)
         self._update_buttons()
 
     @traitlets.observe("compare")
     def _compare_changed(self, change: Mapping[str, Any]) -> None:
-        self._controls.show_compare(self._result_input, self.compare)
+        self._controls.show_compare(self._compare_input, self.compare)
 
     def _add_step(self, step: HistoryStep) -> None:
         self._history.append(step)
