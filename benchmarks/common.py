@@ -31,7 +31,6 @@ class Sizes:
 
     smoke: bool
     store_entries: tuple[int, ...]
-    diskcache_entries: int
     hash_bytes: int
     fresh_calls: int
     fal_latency: float
@@ -41,8 +40,8 @@ class Sizes:
     overhead_calls: int
 
 
-FULL = Sizes(False, (1_000, 10_000, 100_000), 100_000, 1 << 30, 320, 1.3, 16, 8, 10_000, 5)
-SMOKE = Sizes(True, (100, 300), 300, 16 << 20, 16, 0.05, 4, 2, 200, 2)
+FULL = Sizes(False, (1_000, 10_000, 100_000), 1 << 30, 320, 1.3, 16, 8, 10_000, 5)
+SMOKE = Sizes(True, (100, 300), 16 << 20, 16, 0.05, 4, 2, 200, 2)
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,8 @@ class Row:
     ratio: float
     target: str = ""
     met: bool | None = None
+    #: Why the target can be missed, and what would fix it (printed only when it is).
+    why: str = ""
 
     def cells(self) -> list[str]:
         verdict = "" if self.met is None else ("met" if self.met else "**missed**")

@@ -16,6 +16,7 @@ against the fake fal server (batch_cases), the widget's preview (preview_cases).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -27,9 +28,9 @@ from batch_cases import fresh_batch, fresh_overhead, plan_files
 from common import FULL, ROOT, SCRATCH, SMOKE, Row, Sizes, machine
 from hashing_cases import hashing
 from preview_cases import preview
-from store_cases import against_diskcache, hit_path
+from store_cases import store_figures
 
-CASES = (hit_path, against_diskcache, hashing, fresh_batch, plan_files, fresh_overhead, preview)
+CASES = (store_figures, hashing, fresh_batch, plan_files, fresh_overhead, preview)
 
 NOTES = """\
 ## Reading the figures
@@ -83,8 +84,9 @@ def render(rows: list[Row], sizes: Sizes, seconds: float) -> str:
         "",
         f"Measured by `benchmarks/run.py` ({kind}, {seconds:.0f} s) on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {machine()}, shared with "
-        "other work. Each figure is a ratio against a baseline measured in the same run; "
-        "absolute times are for scale only.",
+        f"other work (load average {os.getloadavg()[0]:.1f} when the run ended). Each figure "
+        "is a ratio against a baseline measured in the same run; absolute times are for scale "
+        "only.",
         "",
         "| what | nbimgprep | baseline | ratio | target | |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -95,7 +97,10 @@ def render(rows: list[Row], sizes: Sizes, seconds: float) -> str:
     missed = [row for row in rows if row.met is False]
     if missed:
         lines += ["## Targets missed", ""]
-        lines += [f"* {row.what}: {row.ours} (target {row.target})." for row in missed]
+        lines += [
+            f"* **{row.what}**: {row.ours} (target {row.target}). {row.why}".rstrip()
+            for row in missed
+        ]
         lines.append("")
     return "\n".join(lines)
 

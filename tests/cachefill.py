@@ -12,7 +12,8 @@ from pathlib import Path
 from PIL import Image
 
 from nbimgprep import Processor
-from nbimgprep.operations import Endpoint, cache_key
+from nbimgprep.backends.local import LocalBackend
+from nbimgprep.operations import Endpoint, Operation, cache_key
 from nbimgprep.store import ResultMeta, ResultStore
 
 TESTDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata"
@@ -36,9 +37,22 @@ def small_photos(folder: Path) -> dict[str, Path]:
     return out
 
 
-def fill_with_engine(root: Path, photos: dict[str, Path]) -> None:
-    """Five results of three images, made by the real engine with the local backend."""
-    proc = Processor(backend="local", cache_dir=root)
+class LocalWorkUnderFalNames(LocalBackend):
+    """The local backend's work, recorded under the default fal.ai endpoints: entries shaped
+    as a fal.ai run leaves them (the kind the original app's format can state), offline."""
+
+    name = "fal"
+
+    def endpoint_for(self, operation: Operation) -> Endpoint:
+        return Endpoint(operation.fal_endpoint)
+
+
+def fill_with_engine(
+    root: Path, photos: dict[str, Path], backend: str | LocalBackend = "local"
+) -> None:
+    """Five results of three images, made by the real engine with the local backend (or
+    ``backend``)."""
+    proc = Processor(backend=backend, cache_dir=root)
     try:
         proc.run_sync("upscale", photos["astronaut"], scale=2)
         proc.run_sync("upscale", photos["astronaut"], scale=4)

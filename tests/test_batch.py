@@ -167,6 +167,8 @@ def test_the_second_run_is_all_hits(
     second = proc.run_many_sync("upscale", paths, scale=2, progress=False)
 
     assert (len(first.fresh), len(second.hits), backend.calls) == (6, 6, 6)
+    stats = proc.store.stats()
+    assert (stats.hits, stats.misses) == (6, 6)  # each miss counted once, each hit once
     assert [r.path for r in second.results] == [r.path for r in first.results]
     assert "6 images" in second.summary and "6 hits, 0 fresh, 0 failed" in second.summary
     assert str(second).startswith("upscale scale=2: 6 images")

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cachefill import DAY, put_entry
+from cachefill import DAY, LocalWorkUnderFalNames, fill_with_engine, put_entry
 from nbimgprep.store import ResultStore
 
 
@@ -170,18 +170,23 @@ def test_verify_exit_code_says_whether_damage_was_found(cache: Path) -> None:
 # -- export, import ---------------------------------------------------------------------------
 
 
-def test_export_then_import(cache: Path, tmp_path: Path) -> None:
+def test_export_then_import(cache: Path, tmp_path: Path, photos: dict[str, Path]) -> None:
+    local_only = nbimgprep("--cache-dir", str(cache), "cache", "export", str(tmp_path / "l.json"))
+    assert "Exported 0 results" in local_only.stdout and "5 left out" in local_only.stdout
+
+    made = tmp_path / "fal-made"
+    fill_with_engine(made, photos, backend=LocalWorkUnderFalNames())
     target = tmp_path / "legacy.json"
-    done = nbimgprep(
-        "--cache-dir", str(cache), "cache", "export", str(target), "--format", "legacy"
-    )
+    done = nbimgprep("--cache-dir", str(made), "cache", "export", str(target), "--format", "legacy")
     assert done.returncode == 0, done.stderr
-    assert "Exported 4 results" in done.stdout
+    assert "Exported 4 results" in done.stdout and f"--root {made}" in done.stdout
 
     assert len(json.loads(target.read_text())) == 3
 
     fresh = tmp_path / "fresh"
-    imported = nbimgprep("--cache-dir", str(fresh), "cache", "import", str(target))
+    imported = nbimgprep(
+        "--cache-dir", str(fresh), "cache", "import", str(target), "--root", str(made)
+    )
     assert imported.returncode == 0, imported.stderr
     assert "Imported 4 results" in imported.stdout
     assert len(ResultStore(fresh)) == 4

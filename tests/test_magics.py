@@ -20,7 +20,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets import TraitError
 from traitlets.config import Config
 
-from cachefill import DAY, put_entry
+from cachefill import DAY, LocalWorkUnderFalNames, fill_with_engine, put_entry
 from nbimgprep.magics import ImgCacheMagics
 from nbimgprep.reports import CacheListing
 from nbimgprep.store import ResultStore
@@ -274,12 +274,17 @@ def test_verify_shows_the_damaged_results(ip: InteractiveShell, cache: Path) -> 
 
 
 def test_export_then_import_into_another_store_set_by_config(
-    ip: InteractiveShell, tmp_path: Path
+    ip: InteractiveShell, tmp_path: Path, photos: dict[str, Path]
 ) -> None:
+    local_only = html_of(ip, imgcache(ip, f"export {tmp_path / 'local.json'}"))
+    assert "Exported 0 results" in local_only and "5 left out" in local_only
+    made = tmp_path / "fal-made"
+    fill_with_engine(made, photos, backend=LocalWorkUnderFalNames())
+    ip.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(made)!r}")
     target = tmp_path / "legacy" / "image-processing-cache.json"
     assert "Exported 4 results" in html_of(ip, imgcache(ip, f"export {target}"))
     ip.run_line_magic("config", f"ImgCacheMagics.cache_dir = {str(tmp_path / 'fresh')!r}")
-    imported = imgcache(ip, f"import {target}")
+    imported = imgcache(ip, f"import {target} --root {made}")
     assert imported.report.imported == 4
     assert "Imported 4 results" in html_of(ip, imported)
     assert len(imgcache(ip, "list").entries) == 4

@@ -1,4 +1,4 @@
-"""ResultStore on its own: atomic entries, checks on lookup, clean, verify, legacy format."""
+"""ResultStore on its own: atomic entries, checks on lookup, clean, verify."""
 
 from __future__ import annotations
 
@@ -205,50 +205,6 @@ def test_a_prefix_shared_by_several_keys_is_ambiguous(tmp_path: Path) -> None:
     shared = next(c for c in first_chars if first_chars.count(c) > 1)
     with pytest.raises(AmbiguousPrefix, match="type more characters"):
         store.find(shared)
-
-
-def test_legacy_export_then_import_round_trips(tmp_path: Path, testdata: Path) -> None:
-    store = ResultStore(tmp_path / "a")
-    proc = Processor(CountingBackend(), store=store)
-    proc.run_sync("upscale", testdata / "chelsea.png")
-    proc.run_sync("remove_background", testdata / "chelsea.png")
-    exported = tmp_path / "image-processing-cache.json"
-    assert store.export_legacy_json(exported) == 2
-    legacy = json.loads(exported.read_text())
-    [(image_hash, record)] = legacy.items()
-    assert set(record) == {"upscaled", "bgRemoved", "timestamp"}
-    assert Path(record["upscaled"]).is_absolute()
-
-    other = ResultStore(tmp_path / "b")
-    report = other.import_legacy_json(exported)
-    assert report.imported == 2 and not report.skipped_missing
-    # The imported entries answer a fal.ai call with default parameters, and only that.
-    entry = other.find(image_hash)[0]
-    assert entry.endpoint.startswith("fal-ai/") and entry.backend == "fal"
-    assert other.import_legacy_json(exported).already_present == 2
-    # Import copies: the originals are untouched when the new store is cleaned.
-    other.clean(max_age_days=0)
-    assert Path(record["upscaled"]).exists()
-
-
-def test_legacy_import_resolves_web_paths_under_root_and_skips_missing(tmp_path: Path) -> None:
-    site = tmp_path / "public"
-    (site / "uploads" / "processed_images").mkdir(parents=True)
-    (site / "uploads" / "processed_images" / "a.png").write_bytes(tiny_png(9))
-    legacy = {
-        "ab" * 32: {
-            "bgRemoved": "/uploads/processed_images/a.png",
-            "upscaled": "/uploads/processed_images/gone.png",
-            "timestamp": 1672531200000,
-        }
-    }
-    path = tmp_path / "image-processing-cache.json"
-    path.write_text(json.dumps(legacy))
-    store = ResultStore(tmp_path / "cache")
-    report = store.import_legacy_json(path, root=site)
-    assert report.imported == 1 and report.skipped_missing == ["/uploads/processed_images/gone.png"]
-    [entry] = store.entries()
-    assert entry.created == 1672531200.0 and entry.operation == "remove_background"
 
 
 def test_nothing_outside_the_root_is_ever_deleted(tmp_path: Path) -> None:

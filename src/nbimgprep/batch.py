@@ -28,7 +28,7 @@ from .errors import BudgetExceeded, ImageError, NbimgprepError, OperationError, 
 from .images import ImageRef
 from .operations import get_operation
 from .pixels import open_image
-from .results import ProgressCallback, Result, Source
+from .results import ProgressCallback, ProgressEvent, Result, Source
 from .throttle import DEFAULT_CONCURRENCY, Throttle
 
 if TYPE_CHECKING:
@@ -225,6 +225,8 @@ async def run_many(
     for item in inputs:
         if (pre := outcomes[item.index]) is not None:
             finish(item, pre)
+    if not refresh:
+        await _serve_hits(proc, op.name, inputs, canonical, runnable, finish, on_progress)
     throttle = Throttle(limit)
     pending = iter([i for i in inputs if i.index in runnable])
 
@@ -276,18 +278,57 @@ async def run_many(
     return Batch(op.name, items, time.perf_counter() - started, canonical, throttle.refusals)
 
 
+#: Inputs looked up per worker-thread hop on the all-hit path.
+HIT_CHUNK = 64
+
+
+async def _serve_hits(
+    proc: Processor,
+    operation: str,
+    inputs: list[_Input],
+    params: dict[str, Any],
+    runnable: dict[int, Source],
+    finish: Callable[[_Input, Result | NbimgprepError], None],
+    on_progress: ProgressCallback | None,
+) -> None:
+    """The all-hit path: look the inputs up in chunks, one worker-thread hop per chunk (a hop
+    per item costs more than the lookup). Hits are finished here; everything else (misses,
+    unreadable inputs) stays runnable and takes the ordinary path, which names its errors."""
+
+    def look(chunk: list[_Input]) -> list[tuple[_Input, Source, Result | None]]:
+        found: list[tuple[_Input, Source, Result | None]] = []
+        for item in chunk:
+            try:
+                image = proc.image(runnable[item.index])
+                found.append((item, image, proc.cached(operation, image, **params)))
+            except NbimgprepError:
+                found.append((item, runnable[item.index], None))
+        return found
+
+    todo = [i for i in inputs if i.index in runnable]
+    for start in range(0, len(todo), HIT_CHUNK):
+        for item, image, result in await asyncio.to_thread(look, todo[start : start + HIT_CHUNK]):
+            if result is None:
+                runnable[item.index] = image  # hashed once, reused by the run
+                continue
+            del runnable[item.index]
+            if on_progress is not None:
+                _tell(on_progress, ProgressEvent("hit", result.key, elapsed=result.elapsed))
+            finish(item, result)
+
+
 def _item(item: _Input, outcome: Result | NbimgprepError) -> BatchItem:
     if isinstance(outcome, Result):
         return BatchItem(item.index, item.source, item.label, result=outcome)
     return BatchItem(item.index, item.source, item.label, error=outcome)
 
 
-def _tell(on_item: Callable[[BatchItem], object], item: BatchItem) -> None:
+def _tell(callback: Callable[[Any], object], value: object) -> None:
     """Call the user's callback; a failing one is reported, never allowed to sink the batch."""
     try:
-        on_item(item)
+        callback(value)
     except Exception as exc:
-        warnings.warn(f"on_item callback failed: {exc!r}", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"batch callback failed: {exc!r}", RuntimeWarning, stacklevel=2)
 
 
 async def _first_failure(tasks: Sequence[asyncio.Task[None]]) -> None:

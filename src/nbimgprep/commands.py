@@ -205,7 +205,7 @@ def verify(store: ResultStore, *, now: float | None = None) -> VerifySummary:
 
 
 def export(store: ResultStore, path: str | Path, *, format: str = "legacy") -> ExportSummary:
-    """``export``: the original app's JSON cache file, newest entry per image and operation."""
+    """``export``: the original app's JSON cache file, with the entries it can state."""
     if format != "legacy":
         raise NbimgprepError(f"Unknown export format {format!r}; the only format is 'legacy'.")
     target = user_path(path, "export path")
@@ -219,14 +219,14 @@ def export(store: ResultStore, path: str | Path, *, format: str = "legacy") -> E
             raise StoreError(
                 f"{target} is inside the store ({store.root}); write the export somewhere else."
             )
-        count = store.export_legacy_json(target)
+        done = store.export_legacy_json(target)
     except StoreError:
         raise
     except OSError as exc:
         raise StoreError(
             f"Cannot write {target} ({os_reason(exc)}); choose a writable place for it."
         ) from None
-    return ExportSummary(target, count, format)
+    return ExportSummary(target, done.exported, format, left_out=done.left_out, root=done.root)
 
 
 def import_legacy(

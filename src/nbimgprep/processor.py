@@ -126,6 +126,17 @@ class Processor:
             op.canonical_params(params),
         )
 
+    def cached(self, operation: str, source: Source, **params: Any) -> Result | None:
+        """The cached result of this call, counted as a hit, or None (not counted as a miss:
+        the call that follows counts it). Blocking (it reads and hashes the input): in async
+        code, call it from a worker thread. A batch looks its hits up in bulk this way."""
+        started = time.perf_counter()
+        key = self.key_for(operation, source, **params)
+        entry = self.store.lookup(key, count_miss=False)
+        if entry is None:
+            return None
+        return self._result(entry, cache_hit=True, started=started, tier="local")
+
     # -- running --------------------------------------------------------------------------
 
     async def run(

@@ -201,35 +201,46 @@ class VerifySummary(Report):
 
 @dataclass(repr=False)
 class ExportSummary(Report):
-    """``export``: where the legacy JSON went and how many entries it holds."""
+    """``export``: where the legacy JSON went, how many entries it holds, how many it left
+    out and why, and the ``--root`` that imports it again."""
 
     path: Path
     count: int
     format: str = "legacy"
+    left_out: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    root: Path | None = None
 
     def text(self) -> str:
-        return f"Exported {self.count} results to {self.path} ({self.format} format)."
+        lines = [f"Exported {self.count} results to {self.path} ({self.format} format)."]
+        lines += [f"{n} left out: {reason}." for reason, n in self.left_out.items()]
+        if self.root is not None and self.count:
+            lines.append(
+                f"Its paths are relative to {self.root}: import it with --root {self.root}."
+            )
+        return "\n".join(lines)
 
     def html(self) -> str:
-        return note(self.text())
+        return "".join(note(line) for line in self.text().splitlines())
 
 
 @dataclass(repr=False)
 class ImportSummary(Report):
-    """``import``: imported, already present, and skipped because the file was missing."""
+    """``import``: imported, already present, and skipped, with the count of each reason."""
 
     path: Path
     report: ImportOutcome
+    examples: int = 3
 
     def text(self) -> str:
         r = self.report
         lines = [
             f"Imported {r.imported} results from {self.path}; {r.already_present} were "
-            f"already in the store; {len(r.skipped_missing)} skipped (result file missing)"
-            + (f"; {len(r.invalid)} unreadable." if r.invalid else ".")
+            f"already in the store; {len(r.skipped)} skipped."
         ]
-        lines += [f"  missing: {p}" for p in r.skipped_missing]
-        lines += [f"  unreadable: {p}" for p in r.invalid]
+        for reason, n in r.reasons.items():
+            items = [s.item for s in r.skipped if s.reason == reason]
+            shown = ", ".join(items[: self.examples]) + (", …" if n > self.examples else "")
+            lines.append(f"  {n} skipped: {reason} ({shown})")
         return "\n".join(lines)
 
     def html(self) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from .entry import Entry, ResultMeta
 from .files import CACHE_DIR_ENV, DEFAULT_CACHE_FOLDER, default_cache_dir
 from .index import SortKey
-from .legacy import ImportOutcome
+from .legacy import ExportOutcome, ImportOutcome, Skipped
 from .maintenance import DEFAULT_MAX_AGE_DAYS, CleanOutcome, VerifyOutcome
 from .result_store import ResultStore
 from .stats import OperationStats, StoreStats
@@ -31,10 +31,12 @@ __all__ = [
     "DEFAULT_MAX_AGE_DAYS",
     "CleanOutcome",
     "Entry",
+    "ExportOutcome",
     "ImportOutcome",
     "OperationStats",
     "ResultMeta",
     "ResultStore",
+    "Skipped",
     "SortKey",
     "StoreStats",
     "VerifyOutcome",

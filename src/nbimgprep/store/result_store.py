@@ -26,7 +26,7 @@ from . import legacy, maintenance
 from .entry import EXTENSIONS, Entry, ResultMeta, check_tags
 from .files import StoreFiles, default_cache_dir
 from .index import Index, SortKey
-from .legacy import ImportOutcome
+from .legacy import ExportOutcome, ImportOutcome
 from .maintenance import DEFAULT_MAX_AGE_DAYS, CleanOutcome, VerifyOutcome
 from .memo import FileHashMemo
 from .query import find_entries
@@ -341,7 +341,7 @@ class ResultStore:
 
     # -- the original app's JSON format -------------------------------------------------------
 
-    def export_legacy_json(self, path: str | os.PathLike[str]) -> int:
+    def export_legacy_json(self, path: str | os.PathLike[str]) -> ExportOutcome:
         """Write the original app's cache file; see :func:`.legacy.export_legacy_json`."""
         return legacy.export_legacy_json(self, path)
 
