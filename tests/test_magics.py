@@ -129,11 +129,11 @@ def test_run_passes_the_shared_url_to_a_processor_that_takes_it(
 
     monkeypatch.setattr(nbimgprep.processor, "Processor", TieredProcessor)
     imgcache(ip, f"run upscale {photos['chelsea']} --backend local")
-    assert made == [None]  # off: not passed
+    assert made == [""]  # off, even if NBIMGPREP_CACHE_URL were set for the Processor
 
     ip.run_line_magic("config", "ImgCacheMagics.shared = 's3://team/cache'")
     imgcache(ip, f"run upscale {photos['chelsea']} --backend local")
-    assert made == [None, "s3://team/cache"]  # the setting changed: a new processor
+    assert made == ["", "s3://team/cache"]  # the setting changed: a new processor
 
 
 def test_help_for_every_subcommand(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from .commands import CLEAN_CONFIRM_LIMIT
@@ -150,6 +150,7 @@ def _add_cache_commands(
     )
     sub.add_argument("--op", choices=sorted(OPERATIONS), help="only this operation")
     sub.add_argument("--limit", type=_positive_int, metavar="N", help="at most N rows")
+    _add_shared_flag(sub)
     sub.add_argument(
         "--sort",
         choices=("age", "hits", "size"),
@@ -166,13 +167,15 @@ def _add_cache_commands(
     sub.add_argument(
         "query", metavar="KEY|HASH_PREFIX|IMAGE_PATH", help="a key or image-hash prefix, or a file"
     )
+    _add_shared_flag(sub)
 
-    add(
+    sub = add(
         "stats",
         "entries, bytes, hits, misses, hit rate, time saved",
         "Entries, bytes on disk, hits, misses, hit rate and backend seconds saved, in total "
         "and per operation.",
     )
+    _add_shared_flag(sub)
 
     sub = add(
         "clean",
@@ -205,6 +208,11 @@ def _add_cache_commands(
         "--yes",
         action="store_true",
         help=f"allow removing more than {CLEAN_CONFIRM_LIMIT} entries",
+    )
+    _add_shared_flag(
+        sub,
+        "clean the team's shared cache instead: records made more than --max-age-days ago, "
+        "then the result files no record points to; always needs --yes",
     )
 
     sub = add(
@@ -244,6 +252,36 @@ def _add_cache_commands(
         metavar="DIR",
         help="where the file's /uploads/... paths live on disk (default: the file's directory)",
     )
+    _add_shared_commands(add)
+
+
+def _add_shared_flag(sub: CommandParser, help: str | None = None) -> None:
+    sub.add_argument(
+        "--shared",
+        action="store_true",
+        help=help
+        or "the team's shared cache ($NBIMGPREP_CACHE_URL, or ImgCacheMagics.shared) "
+        "instead of the local store",
+    )
+
+
+def _add_shared_commands(add: Callable[[str, str, str], CommandParser]) -> None:
+    """``push`` and ``pull``: entries between the local store and the shared cache."""
+    for name, help, description in (
+        (
+            "push",
+            "upload local entries the shared cache lacks",
+            "Upload to the shared cache ($NBIMGPREP_CACHE_URL) the local entries it does not "
+            "have yet (made offline, or while it was unreachable), with a progress bar.",
+        ),
+        (
+            "pull",
+            "copy shared entries into the local store",
+            "Copy into the local store the shared cache's entries it does not have yet, each "
+            "checked against its SHA-256, with a progress bar.",
+        ),
+    ):
+        add(name, help, description)
 
 
 def _add_run_command(

@@ -319,14 +319,23 @@ def execute(
     processor: Callable[[], Processor],
     default_max_age_days: float = DEFAULT_MAX_AGE_DAYS,
     on_item: Callable[[RunItem], None] | None = None,
+    shared: str | None = None,
 ) -> Report:
     """Call the function ``args.command`` names with the parsed options.
 
     ``store`` and ``processor`` are factories, so a cache command never builds a processor
     (which picks a backend) and ``run`` opens no second store. ``store(create)`` is told
     whether the command may create a store (only ``import`` may; see :func:`open_store`).
+    ``--shared``, ``push`` and ``pull`` go to the shared tier at ``shared`` (default
+    ``$NBIMGPREP_CACHE_URL``): see :mod:`nbimgprep.shared.commands`.
     """
     command = args.command
+    if getattr(args, "shared", False) or command in ("push", "pull"):
+        from .shared.commands import execute_shared
+
+        return execute_shared(
+            args, store=store, shared=shared, default_max_age_days=default_max_age_days
+        )
     if command == "run":
         return run(
             processor(),

@@ -12,7 +12,6 @@ Settings are traitlets, so ``%config ImgCacheMagics.cache_dir = "/data/cache"`` 
 
 from __future__ import annotations
 
-import inspect
 import os
 import shlex
 from typing import TYPE_CHECKING, Any
@@ -54,11 +53,13 @@ Examples::
     %imgcache export legacy-cache.json
     %imgcache import old-app/.cache/image-processing-cache.json --root old-app/public
     %imgcache run upscale photos/cat.jpg --scale 4
+    %imgcache list --shared                         # the team's shared cache
+    %imgcache push                                  # upload what the shared cache lacks
 
 Settings: ``%config ImgCacheMagics.cache_dir = "..."`` (default $NBIMGPREP_CACHE_DIR or
 ./.cache/nbimgprep), ``ImgCacheMagics.backend`` (for ``run``: auto, local or fal),
 ``ImgCacheMagics.max_age_days`` (what ``clean`` with no criterion removes; {days:g}),
-``ImgCacheMagics.shared`` (the team's s3:// tier for ``run``; default $NBIMGPREP_CACHE_URL).
+``ImgCacheMagics.shared`` (the team's s3://bucket/prefix; default $NBIMGPREP_CACHE_URL).
 
 """
 
@@ -84,8 +85,8 @@ class ImgCacheMagics(Magics, Configurable):
     )
     shared = Unicode(
         config=True,
-        help="The team's shared tier behind the local store, an s3://bucket/prefix URL "
-        f"(default: ${SHARED_URL_ENV}; empty: none). Used by `%imgcache run`.",
+        help="The team's shared cache, s3://bucket/prefix, behind the local store (default: "
+        "$NBIMGPREP_CACHE_URL; empty: none). Used by `run` and by `--shared`, push and pull.",
     )
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
@@ -140,11 +141,8 @@ class ImgCacheMagics(Magics, Configurable):
 
         name = backend or self.backend
         if name not in self._processors:
-            options: dict[str, Any] = {}
-            if self.shared and "shared" in inspect.signature(Processor).parameters:
-                options["shared"] = self.shared  # the shared tier, where the engine has one
             self._processors[name] = Processor(
-                backend=None if name == "auto" else name, store=self.store(), **options
+                backend=None if name == "auto" else name, store=self.store(), shared=self.shared
             )
         return self._processors[name]
 
@@ -166,6 +164,7 @@ class ImgCacheMagics(Magics, Configurable):
                 store=self.store,
                 processor=lambda: self.processor(getattr(args, "backend", None)),
                 default_max_age_days=self.max_age_days,
+                shared=self.shared,
             )
         except NbimgprepError as exc:
             raise UsageError(str(exc)) from None

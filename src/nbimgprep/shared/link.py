@@ -23,7 +23,7 @@ from ..store import Entry, ResultMeta, ResultStore
 from .records import SharedRecord
 from .tier import DEFAULT_TIMEOUT, SharedTier
 
-__all__ = ["CACHE_TIMEOUT_ENV", "CACHE_URL_ENV", "SharedLink"]
+__all__ = ["CACHE_TIMEOUT_ENV", "CACHE_URL_ENV", "SharedLink", "configured_tier"]
 
 CACHE_URL_ENV = "NBIMGPREP_CACHE_URL"
 CACHE_TIMEOUT_ENV = "NBIMGPREP_CACHE_TIMEOUT"
@@ -53,8 +53,7 @@ class SharedLink:
         url = environ.get(CACHE_URL_ENV, "") if shared is None else shared
         if not url:
             return None
-        timeout = _seconds(environ.get(CACHE_TIMEOUT_ENV), CACHE_TIMEOUT_ENV) or timeout
-        return cls(SharedTier(url, options=options, timeout=timeout, environ=environ), store)
+        return cls(configured_tier(url, options, environ, timeout), store)
 
     def fetch(self, key: str) -> Entry | None:
         """The shared tier's result for ``key``, now also in the local store; or None."""
@@ -81,6 +80,17 @@ class SharedLink:
     def publish(self, entry: Entry, data: bytes, *, replace: bool = False) -> bool:
         """Write ``entry`` (just put locally, with these bytes) through to the shared tier."""
         return self.tier.put(SharedRecord.from_entry(entry), data, replace=replace)
+
+
+def configured_tier(
+    url: str,
+    options: Mapping[str, Any] | None,
+    environ: Mapping[str, str],
+    timeout: float = DEFAULT_TIMEOUT,
+) -> SharedTier:
+    """The tier at ``url``, its lookup timeout from ``$NBIMGPREP_CACHE_TIMEOUT`` if set."""
+    timeout = _seconds(environ.get(CACHE_TIMEOUT_ENV), CACHE_TIMEOUT_ENV) or timeout
+    return SharedTier(url, options=options, timeout=timeout, environ=environ)
 
 
 def _uncached_entry(record: SharedRecord, data: bytes) -> Entry:
