@@ -108,11 +108,13 @@ async def _fresh_batch(tmp: Path, sizes: Sizes) -> list[Row]:
                     rate / loop_rate,
                     ">= 5,000 images/s",
                     rate >= 5000,
-                    why="A hit is a `stat()`, a `realpath`, a hash-memo query, an index query, "
-                    "a `stat()` of the result and a write of the hit counter, in Python, on a "
-                    "2-core machine shared with other work (a plain loop of the same lookups "
-                    "runs slower still, the baseline column). Batching the counter writes "
-                    "(issue 11.6) and an idle machine are each worth about 2x.",
+                    why="A hit is a `stat()` and a `realpath` of the input, a hash-memo "
+                    "query, an index query, a `stat()` of the result and a Result, in "
+                    "Python, with one worker-thread hop per 64 inputs, on a 2-core "
+                    "machine shared with other work (a plain loop of `await proc.run` "
+                    "runs slower still, the baseline column). Keeping the memo and the "
+                    "hot index rows in process memory for the length of a batch would cut "
+                    "the two queries.",
                 )
                 k = sizes.sequential_calls
                 per_call = await _timed_loop(proc, images(tmp / "seq-in", k, offset=n)) / k

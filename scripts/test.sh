@@ -21,3 +21,5 @@ python3 -m venv .venv
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy
 .venv/bin/pytest "$@"
+# Break each engine promise on purpose; fails unless a test notices every break.
+.venv/bin/python scripts/mutants.py

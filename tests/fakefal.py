@@ -59,7 +59,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from PIL import Image, ImageDraw
 
-__all__ = ["Fault", "FakeFal", "FakeRequest", "fake_fal"]
+__all__ = ["Fault", "FakeFal", "FakeRequest", "fake_fal", "point_fal_client_at"]
 
 ROUTES = (
     "submit",
@@ -265,6 +265,12 @@ class FakeFal:
     def release(self) -> None:
         self._released = time.monotonic()
         self._gate.set()
+
+    def forget(self, request_id: str) -> None:
+        """Drop a request, as fal does some time after it finished: its calls answer 404."""
+        with self._lock:
+            del self.requests[request_id]
+            self._order.remove(request_id)
 
     def states(self) -> list[str]:
         with self._lock:
@@ -690,15 +696,23 @@ class _Handler(BaseHTTPRequestHandler):
 _CDN_TOKEN = "fake-cdn-token"
 
 
+def point_fal_client_at(url: str, monkeypatch: pytest.MonkeyPatch | None = None) -> None:
+    """Point the real fal_client's hosts at a fake on ``url`` (in this process; a test's
+    child process calls it with no monkeypatch)."""
+    import fal_client.client as fc
+
+    for name, value in (("QUEUE_URL_FORMAT", url + "/"), ("REST_URL", url), ("CDN_URL", url)):
+        if monkeypatch is not None:
+            monkeypatch.setattr(fc, name, value)
+        else:
+            setattr(fc, name, value)
+
+
 @pytest.fixture
 def fake_fal(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeFal]:
     """A running fake, with the real fal_client's hosts pointed at it."""
-    import fal_client.client as fc
-
     fake = FakeFal().start()
-    monkeypatch.setattr(fc, "QUEUE_URL_FORMAT", fake.url + "/")
-    monkeypatch.setattr(fc, "REST_URL", fake.url)
-    monkeypatch.setattr(fc, "CDN_URL", fake.url)
+    point_fal_client_at(fake.url, monkeypatch)
     monkeypatch.delenv("FAL_KEY", raising=False)
     try:
         yield fake

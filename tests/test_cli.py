@@ -84,6 +84,13 @@ def test_list_where_there_is_no_store_exits_1_and_creates_nothing(tmp_path: Path
     assert not (tmp_path / ".cache").exists()
 
 
+def test_a_tilde_path_naming_no_user_is_a_clear_error(tmp_path: Path) -> None:
+    out = nbimgprep("--cache-dir", "~no-such-user-here/cache", "cache", "list", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "names no user on this machine" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_inspect_a_photo(cache: Path, photos: dict[str, Path]) -> None:
     done = nbimgprep("--cache-dir", str(cache), "cache", "inspect", str(photos["astronaut"]))
     assert done.returncode == 0, done.stderr

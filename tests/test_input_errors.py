@@ -374,3 +374,20 @@ def test_no_bomb_warning_for_images_and_results_inside_our_cap(
         result = proc.run_sync("face_detail", ref)
         assert result.image.size == (12_000, 8_000)
     proc.close()
+
+
+def test_no_bomb_warning_when_importing_a_large_legacy_result(
+    tmp_path: Path, big_png: bytes
+) -> None:
+    import json
+
+    from nbimgprep import ResultStore
+
+    _write(tmp_path / "big.png", big_png)
+    legacy = tmp_path / "image-processing-cache.json"
+    legacy.write_text(json.dumps({"ab" * 32: {"upscaled": "big.png", "timestamp": 1}}))
+    store = ResultStore(tmp_path / "cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        outcome = store.import_legacy_json(legacy)
+    assert outcome.imported == 1

@@ -250,8 +250,9 @@ def test_relative_paths_default_to_the_json_files_folder(tmp_path: Path, site: P
 
 def test_a_root_that_is_not_a_folder_is_a_clear_error(tmp_path: Path) -> None:
     legacy = write_legacy(tmp_path / "c.json", {})
-    with pytest.raises(StoreError, match="no such folder"):
-        ResultStore(tmp_path / "store").import_legacy_json(legacy, root=tmp_path / "nope")
+    for root in (tmp_path / "nope", "~no-such-user-here", "a\x00b"):
+        with pytest.raises(StoreError, match="no such folder"):
+            ResultStore(tmp_path / "store").import_legacy_json(legacy, root=root)
 
 
 # -- 9.10: result files are decoded in full and must fit the operation --------------------------

@@ -87,6 +87,9 @@ async def test_twenty_concurrent_identical_calls_make_one_backend_call(
     counting_backend.gate.set()
     results = await asyncio.gather(*calls)
     assert counting_backend.calls == 1
+    # All twenty shared the one call in flight: none of them came back later as a hit
+    # (which is what callers serialised on the per-key file lock would see instead).
+    assert [r.cache_hit for r in results] == [False] * 20
     assert len({r.path for r in results}) == 1
     assert all(r.image.size == (1200, 800) for r in results[:1])
 

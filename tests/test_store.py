@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from pathlib import Path
@@ -62,6 +63,25 @@ def test_put_then_lookup_counts_hits_and_misses(tmp_path: Path) -> None:
     stats = store.stats()
     assert (stats.entries, stats.hits, stats.misses) == (1, 1, 1)
     assert stats.seconds_saved == 2.0 and stats.hit_rate == 0.5
+
+
+def test_a_replacing_put_that_fails_half_way_leaves_the_old_entry(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "cache")
+    key = put(store, 1)
+    old = store.lookup(key)
+    assert old is not None
+    # The new result's content-addressed name is taken by a folder: its rename must fail.
+    new_bytes = tiny_png(200)
+    digest = hashlib.sha256(new_bytes).hexdigest()
+    (store.root / "results" / digest[:2] / f"{digest}.png").mkdir(parents=True)
+    meta = ResultMeta(old.image_hash, "upscale", Endpoint("local/upscale"), {}, "local", 4, 3)
+    with pytest.raises(StoreError):
+        store.put(key, new_bytes, meta)
+    store.rebuild_index()  # the sidecars are the truth: the old entry must still be there
+    survivor = store.lookup(key)
+    assert survivor is not None
+    assert survivor.result_sha256 == old.result_sha256
+    assert survivor.path.read_bytes() == old.path.read_bytes()
 
 
 def test_layout_is_blob_sidecar_and_index(tmp_path: Path) -> None:

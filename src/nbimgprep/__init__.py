@@ -14,6 +14,7 @@ from .errors import (
     AmbiguousPrefix,
     BackendError,
     BudgetExceeded,
+    ExportConflict,
     FalKeyMissing,
     FalKeyRejected,
     FalTimeout,
@@ -30,6 +31,7 @@ from .errors import (
 from .images import ImageRef
 from .operations import OPERATIONS, Endpoint
 from .processor import Processor, ProgressEvent, Result
+from .review import Review
 from .store import Entry, ResultStore
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ __all__ = [
     "BudgetExceeded",
     "Endpoint",
     "Entry",
+    "ExportConflict",
     "FalKeyMissing",
     "FalKeyRejected",
     "FalTimeout",
@@ -61,6 +64,7 @@ __all__ = [
     "ProgressEvent",
     "Result",
     "ResultStore",
+    "Review",
     "SharedTierError",
     "StoreError",
     "StoreNotFound",

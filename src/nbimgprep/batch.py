@@ -275,7 +275,7 @@ async def run_many(
         if first is not None:
             raise first
     items = tuple(_item(i, o) for i, o in zip(inputs, outcomes, strict=True) if o is not None)
-    return Batch(op.name, items, time.perf_counter() - started, canonical, throttle.refusals)
+    return Batch(op.name, items, time.perf_counter() - started, canonical, throttle.refusals, proc)
 
 
 #: Inputs looked up per worker-thread hop on the all-hit path.

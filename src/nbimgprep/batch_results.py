@@ -9,11 +9,15 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .errors import BudgetExceeded, NbimgprepError
 from .results import Result, Source
 from .thumbnails import CHECKERBOARD_CSS, thumbnail_of_file
+
+if TYPE_CHECKING:
+    from .processor import Processor
+    from .review import Review
 
 __all__ = ["GRID_LIMIT", "Batch", "BatchItem", "ItemStatus", "Plan"]
 
@@ -67,6 +71,14 @@ class Batch(Sequence[Outcome]):
     params: dict[str, Any] = field(default_factory=dict)
     #: How many times a call was refused with a 429 and tried again.
     rate_limited: int = 0
+    #: The Processor that ran the batch (a review redoes and tags through it).
+    processor: Processor | None = field(default=None, repr=False, compare=False)
+
+    def review(self, **options: Any) -> Review:
+        """A :class:`~nbimgprep.review.Review` of this batch: look, accept, reject, redo."""
+        from .review import Review
+
+        return Review(self, **options)
 
     @overload
     def __getitem__(self, index: int) -> Outcome: ...

@@ -153,3 +153,8 @@ class StoreNotFound(StoreError):
 
 class TagError(NbimgprepError, ValueError):
     """A tag given to ``ResultStore.tag``/``untag`` is not a short, non-empty string."""
+
+
+class ExportConflict(NbimgprepError, FileExistsError):
+    """A review's export would overwrite a file (or give two results one name). Nothing was
+    written: pass ``overwrite=True``, or export to another folder."""

@@ -22,11 +22,12 @@ from typing import Any, Literal
 from filelock import AsyncFileLock
 
 from . import batch
-from .backends import Backend, BackendOutput, make_backend
+from .backends import Backend, BackendOutput, Resume, make_backend
 from .batch import Sources
 from .batch_results import Batch, BatchItem, Plan
 from .errors import ImageError, InvalidResult, OperationError, ProcessingCancelled, StoreError
 from .images import MAX_PIXELS, ImageRef, content_type_of, decode_image
+from .journal import RequestJournal
 from .operations import Endpoint, Operation, cache_key, get_operation
 from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source, Tier
 from .shared import SharedLink, SharedTier
@@ -146,6 +147,7 @@ class Processor:
         *,
         refresh: bool = False,
         on_progress: ProgressCallback | None = None,
+        endpoint: str | Endpoint | None = None,
         **params: Any,
     ) -> Result:
         """Run ``operation`` on ``source`` through the cache.
@@ -153,11 +155,16 @@ class Processor:
         A hit returns at once. On a miss (or with ``refresh=True``, which replaces the
         entry) the backend is called once per key, however many callers ask at the same time.
         ``on_progress`` receives :class:`ProgressEvent` objects. Errors are never cached.
+        ``endpoint`` (an id or an :class:`Endpoint`) asks for another model than the
+        backend's own for this call; its results are keyed apart.
         """
         started = time.perf_counter()
         op = get_operation(operation)
         canonical = op.canonical_params(params)
-        endpoint = self.backend.endpoint_for(op)
+        if endpoint is None:
+            endpoint = self.backend.endpoint_for(op)
+        elif isinstance(endpoint, str):
+            endpoint = Endpoint(endpoint)
 
         def key_and_lookup() -> tuple[ImageRef, str, Entry | None]:
             # Reading, encoding and hashing the input happen here, off the event loop.
@@ -180,12 +187,34 @@ class Processor:
         *,
         refresh: bool = False,
         on_progress: ProgressCallback | None = None,
+        endpoint: str | Endpoint | None = None,
         **params: Any,
     ) -> Result:
         """:meth:`run` for plain code: scripts, and cells that prefer not to ``await``."""
         return self._loop_thread.run(
-            self.run(operation, source, refresh=refresh, on_progress=on_progress, **params)
+            self.run(
+                operation,
+                source,
+                refresh=refresh,
+                on_progress=on_progress,
+                endpoint=endpoint,
+                **params,
+            )
         )
+
+    # -- tags (a review's decisions; they never change what a lookup returns) --------------
+
+    def tag(self, result: Result, *tags: str) -> None:
+        """Add ``tags`` to ``result``'s cache entry (``proc.tag(r, "accepted")``)."""
+        self.store.tag(result.key, *tags)
+
+    def untag(self, result: Result, *tags: str) -> None:
+        """Remove ``tags`` from ``result``'s cache entry."""
+        self.store.untag(result.key, *tags)
+
+    def tagged(self, tag: str) -> set[str]:
+        """The keys of every cache entry carrying ``tag``: one query, however many."""
+        return {entry.key for entry in self.store.entries(tag=tag)}
 
     # -- batches (see nbimgprep.batch) ---------------------------------------------------
 
@@ -320,11 +349,20 @@ class Processor:
                         )
                 await asyncio.to_thread(self._check_input, request)
                 backend_started = time.perf_counter()
-                output = await self.backend.run(
-                    request.op, request.image, request.params, request.endpoint, report
-                )
-                backend_seconds = time.perf_counter() - backend_started
-                result = await asyncio.to_thread(self._keep, request, output, backend_seconds)
+                journal = RequestJournal(self.store.root)
+                try:
+                    output = await self.backend.run(
+                        request.op,
+                        request.image,
+                        request.params,
+                        request.endpoint,
+                        report,
+                        **self._resume(journal, request),
+                    )
+                    backend_seconds = time.perf_counter() - backend_started
+                    result = await asyncio.to_thread(self._keep, request, output, backend_seconds)
+                finally:  # stored, or failed in a live process: nothing left to resume
+                    journal.remove(request.key)
         except asyncio.CancelledError:
             emit("failed", logs=("cancelled",))
             raise
@@ -333,6 +371,16 @@ class Processor:
             raise
         emit("done")
         return result
+
+    def _resume(self, journal: RequestJournal, request: _Request) -> dict[str, Resume]:
+        """``resume=`` for a backend whose requests outlive this process (else nothing): the
+        request a dead process left in the journal for this key, and how to note a new one."""
+        if not getattr(self.backend, "resumable", False):
+            return {}
+        pending = journal.read(request.key)
+        endpoint = request.endpoint.id
+        earlier = pending.request_id if pending and pending.endpoint == endpoint else None
+        return {"resume": Resume(earlier, lambda rid: journal.write(request.key, rid, endpoint))}
 
     def _check_input(self, request: _Request) -> None:
         """Decode the input (a bad file fails here, before any cost) and refuse outputs

@@ -73,7 +73,13 @@ def user_path(path: str | os.PathLike[str], what: str) -> Path:
         )
     if "\0" in text:
         raise StoreError(f"The {what} {text!r} contains a NUL character; no file can be named so.")
-    return Path(text).expanduser()
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # "~name" for a user that does not exist
+        raise StoreError(
+            f"The {what} {text!r} starts with ~ but names no user on this machine; "
+            "give the full path."
+        ) from None
 
 
 def _holds_store(root: Path) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     from ..images import ImageRef
     from ..operations import Endpoint, Operation
 
-__all__ = ["Backend", "BackendOutput", "ProgressReporter", "find_fal_key", "make_backend"]
+__all__ = [
+    "Backend",
+    "BackendOutput",
+    "ProgressReporter",
+    "Resume",
+    "find_fal_key",
+    "make_backend",
+]
 
 
 @dataclass(frozen=True)
@@ -46,9 +53,29 @@ class ProgressReporter(Protocol):
     ) -> None: ...
 
 
+@dataclass(frozen=True)
+class Resume:
+    """How a remote request outlives the process that made it (see :mod:`nbimgprep.journal`).
+
+    Given to backends that set ``resumable = True`` as ``run(..., resume=Resume(...))``:
+    ``request_id`` is a request an earlier, dead process submitted for this very key (None:
+    none); the backend re-attaches to it (status, then result) instead of submitting again,
+    and submits afresh if it is gone or failed. ``submitted(request_id)`` must be called as
+    soon as a new submit returns, so a crash from then on can be resumed in turn.
+    """
+
+    request_id: str | None
+    submitted: Callable[[str], None]
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """The seam between the engine and a model provider."""
+    """The seam between the engine and a model provider.
+
+    A backend whose work is a remote request that survives its process (fal.ai) also sets
+    ``resumable = True`` and accepts a keyword argument ``resume`` (a :class:`Resume`) in
+    :meth:`run`; other backends (the local one, test doubles) need neither.
+    """
 
     #: ``"local"`` or ``"fal"``: recorded in every cache entry.
     name: str

@@ -20,7 +20,6 @@ file is decoded in full, and each bad item is skipped and counted with its reaso
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from ..images import MAX_PIXELS, decode_image
+from ..images import MAX_PIXELS, content_type_of, decode_image
 from ..operations import OPERATIONS, Endpoint, Operation, cache_key
 from .entry import EXTENSIONS, Entry, ResultMeta
 
@@ -235,7 +234,10 @@ def _json_kind(value: object) -> str:
 
 
 def _resolve_root(root: Path) -> Path:
-    resolved = Path(os.path.realpath(root.expanduser()))
+    try:
+        resolved = Path(os.path.realpath(root.expanduser()))
+    except (RuntimeError, OSError, ValueError):  # ~nobody, NUL bytes, names too long
+        resolved = root
     if not resolved.is_dir():
         raise StoreError(
             f"--root {root}: no such folder; give the folder the file's paths are relative to."
@@ -369,12 +371,9 @@ def _check_result(data: bytes, op: Operation, label: str) -> tuple[int, int, str
     The input's size is unknown, so the size check is what the operation's scale allows: an
     ``upscaled`` file (2x by default) has an even width and height. A ``bgRemoved`` file has
     an alpha channel."""
-    from PIL import Image
-
     try:
         image = decode_image(data, label)
-        with Image.open(io.BytesIO(data)) as header:
-            content_type = Image.MIME.get(header.format or "", "")
+        content_type = content_type_of(data) or ""  # no bomb warning inside our cap
     except Exception:  # hostile bytes make Pillow raise a zoo of error types
         return NOT_AN_IMAGE
     if content_type not in EXTENSIONS:

@@ -34,9 +34,9 @@ import httpx
 
 from ...errors import FalKeyMissing, FalTimeout, NbimgprepError
 from ...operations import Endpoint, Operation, get_operation
-from .. import BackendOutput, ProgressReporter, find_fal_key
+from .. import BackendOutput, ProgressReporter, Resume, find_fal_key
 from .failures import Call, logger, step
-from .queue import cancel_on_server, fetch_result, follow, result_file
+from .queue import cancel_on_server, fetch_result, follow, reattach, result_file
 from .transfer import download, input_url
 
 if TYPE_CHECKING:
@@ -77,6 +77,8 @@ class FalBackend:
     """
 
     name = "fal"
+    #: A request lives on fal.ai beyond this process: run() accepts resume= (see Resume).
+    resumable = True
 
     def __init__(
         self,
@@ -118,15 +120,16 @@ class FalBackend:
         params: Mapping[str, Any],
         endpoint: Endpoint,
         report: ProgressReporter,
+        *,
+        resume: Resume | None = None,
     ) -> BackendOutput:
         key = self._find_key()
         if not key:
             raise FalKeyMissing()
         call = Call(endpoint.id, key)
+        run = self._run(call, operation, image, params, endpoint, report, resume)
         try:
-            return await asyncio.wait_for(
-                self._run(call, operation, image, params, endpoint, report), self.timeout
-            )
+            return await asyncio.wait_for(run, self.timeout)
         except asyncio.TimeoutError as exc:
             if isinstance(exc, NbimgprepError):
                 raise
@@ -154,14 +157,21 @@ class FalBackend:
         params: Mapping[str, Any],
         endpoint: Endpoint,
         report: ProgressReporter,
+        resume: Resume | None,
     ) -> BackendOutput:
         clients = self._clients_for_loop(call.key)
-        image_url = await input_url(clients.fal, image, self.data_uri_limit, call)
-        arguments = {**operation.fal_arguments(params), **endpoint.arguments}
-        arguments["image_url"] = image_url
-        handle = await step("submitting", clients.fal.submit(endpoint.id, arguments), call)
+        handle = None
+        if resume is not None and resume.request_id:
+            handle = await reattach(clients.fal, endpoint.id, resume.request_id, call)
+        if handle is None:
+            image_url = await input_url(clients.fal, image, self.data_uri_limit, call)
+            arguments = {**operation.fal_arguments(params), **endpoint.arguments}
+            arguments["image_url"] = image_url
+            handle = await step("submitting", clients.fal.submit(endpoint.id, arguments), call)
+            if resume is not None:
+                resume.submitted(handle.request_id)
+            logger.debug("%s submitted", call.where())
         call.request_id, call.live = handle.request_id, True
-        logger.debug("%s submitted", call.where())
         try:
             report("queued", position=None)
             completed = await follow(handle, call, report, clients.http)

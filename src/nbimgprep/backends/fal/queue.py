@@ -31,12 +31,12 @@ import httpx
 
 from ...errors import BackendError, InvalidResult
 from .. import ProgressReporter
-from .failures import Call, logger, short, step
+from .failures import Call, logger, short, step, translate
 
 if TYPE_CHECKING:
-    from fal_client import AsyncRequestHandle, Completed, Status
+    from fal_client import AsyncClient, AsyncRequestHandle, Completed, Status
 
-__all__ = ["cancel_on_server", "fetch_result", "follow", "result_file"]
+__all__ = ["cancel_on_server", "fetch_result", "follow", "reattach", "result_file"]
 
 POLL_FIRST = 0.05
 POLL_SHARE = 0.05
@@ -88,6 +88,38 @@ async def follow(
         completed = await _poll(handle, call, reports)
     logger.debug("%s completed after %d status calls", call.where(), call.status_calls)
     return completed
+
+
+async def reattach(
+    client: AsyncClient, endpoint: str, request_id: str, call: Call
+) -> AsyncRequestHandle | None:
+    """A handle on a request an earlier process submitted, or None if it cannot be used:
+    fal no longer knows it (HTTP 404/410: expired), or it failed or was cancelled. Then the
+    caller submits afresh; otherwise it follows the handle as if it had just submitted it."""
+    import fal_client
+
+    call.request_id = request_id
+    handle = await client.get_handle(endpoint, request_id)  # no network call
+    failure: BackendError | None = None
+    try:
+        status = await handle.status(with_logs=False)
+    except fal_client.FalClientHTTPError as exc:
+        if exc.status_code in (404, 410):
+            logger.debug("%s is gone (HTTP %d): submitting afresh", call.where(), exc.status_code)
+            call.request_id = None
+            return None
+        failure = translate(exc, "checking the earlier request", call)
+    except (fal_client.FalClientError, httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        failure = translate(exc, "checking the earlier request", call)
+    if failure is not None:  # raised here, without the httpx request (and key) as context
+        raise failure
+    call.status_calls += 1
+    if isinstance(status, fal_client.Completed) and status.error is not None:
+        logger.debug("%s had failed (%s): submitting afresh", call.where(), status.error_type)
+        call.request_id = None
+        return None
+    logger.debug("%s: re-attached", call.where())
+    return handle
 
 
 async def _stream(
