@@ -33,6 +33,7 @@ def test_public_names_are_pinned() -> None:
             "ProcessingCancelled",
             "Processor",
             "ProgressEvent",
+            "RateLimited",
             "Result",
             "ResultStore",
             "Review",
