@@ -33,6 +33,8 @@ def test_public_names_are_pinned() -> None:
             "ProcessingCancelled",
             "Processor",
             "ProgressEvent",
+            "RateLimited",
+            "SaveError",
             "Result",
             "ResultStore",
             "Review",

@@ -599,3 +599,48 @@ def test_operation_titles_are_written_once() -> None:
     assert OPERATIONS["upscale"].describe({}) == "upscale 2x"
     assert OPERATIONS["remove_background"].describe({}) == "remove background"
     assert OPERATIONS["face_detail"].describe() == "face detail"
+
+
+# -- compare -----------------------------------------------------------------------------------
+
+
+def canvas_sends(canvas: Any, event: str, **content: Any) -> None:
+    msg = {"content": {"data": {"method": "custom", "content": {"event": event, **content}}}}
+    canvas._handle_msg({**msg, "buffers": []})
+
+
+async def test_compare_shows_the_input_under_the_result_at_the_results_scale(
+    astronaut: Path, local: Processor, drawn: DrawLog
+) -> None:
+    prep = ImagePrep(astronaut, local)  # 512x512: the 2x result is previewed at 1024
+    view = prep.controls.compare
+    prep.compare = True
+    assert view.toggle.disabled and view.canvas.layout.display == "none"  # nothing to compare
+
+    drawn.clear()
+    await prep.apply("upscale", scale=2)
+
+    assert view.toggle.value is True and not view.toggle.disabled
+    assert view.canvas.layout.display != "none"
+    assert prep.controls.after_image.layout.display == "none"  # the view replaces it
+    assert (view.canvas.width, view.canvas.height) == (1024, 1024)
+    images = [c for c in drawn.commands() if c.name == "drawImage"]
+    under = [c for c in images if c.layer == view.canvas[0].model_id]
+    over = [c for c in images if c.layer == view.canvas[1].model_id]
+    assert under and under[-1].args[1:] == [0, 0, 1024, 1024]  # the input, scaled up
+    assert over[-1].args == [f"IPY_MODEL_{prep.controls.after_image.model_id}", 0, 0, 1024, 1024]
+
+    drawn.clear()
+    canvas_sends(view.canvas, "mouse_down", x=256, y=500)
+    canvas_sends(view.canvas, "mouse_move", x=768, y=500)
+    canvas_sends(view.canvas, "mouse_up", x=768, y=500)
+    assert view.split == 0.75
+    layers = {c.layer for c in drawn.commands()}
+    assert view.canvas[0].model_id not in layers  # the input is not redrawn for a move
+    clip = [c for c in drawn.commands() if c.name == "rect" and c.layer == view.canvas[1].model_id]
+    assert clip[-1].args == [768.0, 0, 256.0, 1024]  # the result, right of the divider
+
+    view.toggle.value = False  # the button and the trait are one
+    assert prep.compare is False
+    assert view.canvas.layout.display == "none"
+    assert prep.controls.after_image.layout.display != "none"

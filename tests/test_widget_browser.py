@@ -2,7 +2,8 @@
 
 What a person does: open a notebook with the widget, drag a crop, apply it, press
 "Upscale" (a fresh call), press it again (a cache hit), reload the page and still see the
-image. Screenshots land in test-artifacts/ for a human to look at.
+image, then press "Compare" and drag the divider across the result. Screenshots land in
+test-artifacts/ for a human to look at.
 
 The server runs on 127.0.0.1 with a fixed token, a temporary root and its own Jupyter
 settings folders; it and the browser are always shut down. Every wait is bounded by a
@@ -199,6 +200,20 @@ CANVAS_HAS_PIXELS = """(el) => {
 }"""
 
 
+# The compare view: the picture is drawn, and the divider (a white line) is at ``split``.
+DIVIDER_AT = """([el, split]) => {
+    const ctx = el.getContext('2d');
+    const x = Math.round(el.width * split);
+    const y = Math.floor(el.height / 5);
+    const px = ctx.getImageData(x - 1, y, 2, 1).data;
+    const white = px[0] > 250 && px[1] > 250 && px[2] > 250 && px[3] === 255;
+    const d = ctx.getImageData(0, 0, el.width, el.height).data;
+    let seen = 0;
+    for (let i = 3; i < d.length; i += 4 * 97) { if (d[i] > 0) seen++; }
+    return white && seen > 100;
+}"""
+
+
 def run_notebook(page: object) -> None:
     page.wait_for_function(  # type: ignore[attr-defined]
         "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
@@ -268,3 +283,20 @@ def test_crop_upscale_fresh_then_cache_hit_and_reload(lab: Lab, page: object) ->
     expect(root.locator(".nbip-status")).to_contain_text("cache hit")
     root.scroll_into_view_if_needed()
     shot(root, "6-after-reload")
+
+    # Compare: the input beneath the result, split by a divider dragged to a quarter.
+    root.get_by_role("button", name="Compare").click()
+    compare = root.locator("canvas.nbip-compare")  # its layers are drawn into one canvas
+    expect(compare).to_be_visible()
+    expect(root.locator("img.nbip-after")).to_be_hidden()
+    pg.wait_for_function(DIVIDER_AT, arg=[compare.element_handle(), 0.5])
+    area = compare.bounding_box()
+    assert area is not None
+    y = area["y"] + area["height"] * 0.5
+    pg.mouse.move(area["x"] + area["width"] * 0.5, y)
+    pg.mouse.down()
+    pg.mouse.move(area["x"] + area["width"] * 0.25, y, steps=6)
+    pg.mouse.up()
+    pg.wait_for_function(DIVIDER_AT, arg=[compare.element_handle(), 0.25])
+    root.scroll_into_view_if_needed()
+    shot(root, "7-compare")

@@ -93,7 +93,8 @@ def decode_image(data: bytes | Path, label: str, max_pixels: int = MAX_PIXELS) -
             img = Image.open(source)
         check_size(img.size, label, max_pixels)
         img.load()
-        upright = ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # a copy would double the peak memory
+        upright = img
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:

@@ -101,7 +101,7 @@ def thumbnail_of_file(
     try:
         with open_image(path) as img:
             img.draft("RGB", (max_px * 2, max_px * 2))
-            upright = ImageOps.exif_transpose(img)
-            return thumbnail(upright, max_px, lossless=lossless)
+            ImageOps.exif_transpose(img, in_place=True)  # no full-size copy
+            return thumbnail(img, max_px, lossless=lossless)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageFilter
 
 from ..errors import BackendError, ImageError
+from ..memory import release_freed_memory
 from ..operations import Endpoint, Operation
 from . import BackendOutput, ProgressReporter
 
@@ -158,7 +159,10 @@ def _run_work(
             "or convert the image first."
         ) from exc
     checkpoint()
-    return _encode_png(result), logs
+    data = _encode_png(result)
+    del result  # a 96 MP upscale is 288 MB: give it back before the result is checked
+    release_freed_memory()
+    return data, logs
 
 
 def _encode_png(img: Image.Image) -> bytes:
@@ -196,11 +200,39 @@ def _upscale(
     sharpen = ImageFilter.UnsharpMask(radius=0.6 * scale, percent=70, threshold=2)
     if big.mode in ("RGBA", "LA"):
         *colour, alpha = big.split()
-        body = Image.merge("RGB" if big.mode == "RGBA" else "L", colour).filter(sharpen)
+        body = _filter_in_bands(Image.merge("RGB" if big.mode == "RGBA" else "L", colour), sharpen)
         big = Image.merge(big.mode, (*body.split(), alpha))
     else:
-        big = big.filter(sharpen)
+        big = _filter_in_bands(big, sharpen)
     return big, [f"Lanczos x{scale:g} with mild sharpening: {size[0]}x{size[1]}"]
+
+
+def _filter_in_bands(
+    img: Image.Image, flt: ImageFilter.Filter, rows: int = 512, margin: int = 32
+) -> Image.Image:
+    """``img.filter(flt)`` a band of rows at a time, written back into ``img``.
+
+    A whole-image filter holds its input, its output and a transposed copy at once (three
+    times the image: 860 MB for a 96 MP upscale); bands hold the image once. Each band is
+    read with ``margin`` rows of context on both sides, far wider than the sharpening
+    kernel, and read before the band above it is written back, so the result is the same
+    as filtering the whole image.
+    """
+    width, height = img.size
+    if height <= rows + 2 * margin:
+        return img.filter(flt)
+
+    def band(top: int) -> Image.Image:
+        return img.crop((0, max(0, top - margin), width, min(height, top + rows + margin)))
+
+    pending = band(0)
+    for top in range(0, height, rows):
+        done = pending.filter(flt)
+        if top + rows < height:
+            pending = band(top + rows)  # before this band is written over its context rows
+        skip = top - max(0, top - margin)
+        img.paste(done.crop((0, skip, width, skip + min(rows, height - top))), (0, top))
+    return img
 
 
 # -- remove_background ---------------------------------------------------------------------

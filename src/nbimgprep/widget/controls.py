@@ -7,6 +7,7 @@ without touching any logic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -14,10 +15,10 @@ import ipywidgets as W
 
 from ..crop_geometry import ASPECT_PRESETS
 from ..thumbnails import Thumbnail
+from .compare import CompareView
 from .markup import EMPTY_RESULT, header_html, input_label_html, result_label_html, style_html
 
 if TYPE_CHECKING:
-    from ..images import ImageRef
     from ..results import Result
 
 __all__ = ["Buttons", "Controls"]
@@ -79,7 +80,7 @@ class Buttons:
 class Controls:
     """The widgets around the canvas: header, crop bar, result panel, operations, status."""
 
-    def __init__(self) -> None:
+    def __init__(self, report: Callable[[BaseException], None]) -> None:
         self.style = W.HTML(style_html(), layout=W.Layout(display="none"))
         self.header = W.HTML()
         self.before_label = W.HTML()
@@ -112,23 +113,39 @@ class Controls:
         self.buttons = Buttons.build()
         self.status = W.HTML()
         self.history = W.HTML()
+        self.compare = CompareView(report)
+        self._result_size = (1, 1)
 
-    def show_input(self, ref: ImageRef, size: tuple[int, int], backend: str) -> None:
+    def show_input(self, name: str, sha256: str, size: tuple[int, int], backend: str) -> None:
         """The header (name, hash, backend) and the input's label (its size)."""
-        self.header.value = header_html(ref, backend)
+        self.header.value = header_html(name, sha256, backend)
         self.before_label.value = input_label_html(size)
 
-    def show_result(self, result: Result | None, preview: Thumbnail | None) -> None:
-        """The result panel shows ``preview`` (an encoded image), or the empty hint."""
+    def show_result(
+        self,
+        result: Result | None,
+        preview: Thumbnail | None,
+        input_preview: Thumbnail | None,
+        compare: bool,
+    ) -> None:
+        """The result panel shows ``preview`` (an encoded image), or the empty hint; with
+        ``compare``, the comparison with ``input_preview`` in its place."""
         self.after_label.value = result_label_html(result)
         if preview is None:
             self.after_image.layout.display = "none"
             self.after_empty.layout.display = None
+            self.compare.show(None, (1, 1), None, False)
             return
         self.after_image.format = preview.format
         self.after_image.value = preview.data
-        self.after_image.layout.display = None
+        self._result_size = (preview.width, preview.height)
         self.after_empty.layout.display = "none"
+        self.show_compare(input_preview, compare)
+
+    def show_compare(self, input_preview: Thumbnail | None, on: bool) -> None:
+        """Switch the result panel between the result alone and the comparison."""
+        shown = self.compare.show(self.after_image, self._result_size, input_preview, on)
+        self.after_image.layout.display = "none" if shown else None
 
     def children(self, canvas: Any) -> list[Any]:
         b = self.buttons
@@ -146,7 +163,13 @@ class Controls:
         )
         before.add_class("nbip-panel")
         after = W.VBox(
-            [self.after_label, self.after_empty, self.after_image, b.use_result],
+            [
+                self.after_label,
+                self.after_empty,
+                self.after_image,
+                self.compare.canvas,
+                W.HBox([b.use_result, self.compare.toggle], layout=row()),
+            ],
             layout=W.Layout(flex="1 1 0", min_width="280px"),
         )
         after.add_class("nbip-panel")

@@ -8,6 +8,7 @@ dragging redraws only that layer, in one batched message.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
@@ -15,7 +16,8 @@ from ipycanvas import MultiCanvas, hold_canvas
 from PIL import Image
 
 from ..crop_geometry import Box, Fit, Handle, box_to_canvas, fit
-from ..thumbnails import Thumbnail, thumbnail
+from ..memory import release_freed_memory
+from ..thumbnails import Thumbnail, thumbnail, thumbnail_of_file
 
 __all__ = ["CURSORS", "ImageLayers", "Preview", "TIMES"]
 
@@ -41,7 +43,8 @@ class Preview:
     def __init__(self, img: Image.Image, max_preview: int) -> None:
         self.fit: Fit = fit(img.size, max_preview)
         small = self.thumbnail(img, max_preview)
-        self.image_size: tuple[int, int] = img.size
+        #: The encoded preview (the compare view shows it again under a result).
+        self.thumb = small
         #: The ``ipywidgets.Image`` the canvas draws by reference (never displayed itself).
         self.widget = W.Image(
             value=small.data, format=small.format, layout=W.Layout(display="none")
@@ -55,6 +58,14 @@ class Preview:
 
     def close(self) -> None:
         self.widget.close()
+
+
+def result_preview(path: Path, max_preview: int) -> Thumbnail | None:
+    """A result's preview, from its file: decoded, made small, and the pixels dropped."""
+    try:
+        return thumbnail_of_file(path, max_preview)
+    finally:
+        release_freed_memory()
 
 
 class ImageLayers:

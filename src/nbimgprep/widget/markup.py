@@ -20,7 +20,6 @@ from .layers import TIMES
 from .status import HistoryStep, Status, step_title
 
 if TYPE_CHECKING:
-    from ..images import ImageRef
     from ..results import Result
 
 __all__ = [
@@ -78,13 +77,13 @@ def short_name(name: str) -> str:
     return f"{base} (cropped)" if sep else base
 
 
-def header_html(ref: ImageRef, backend: str) -> str:
-    name = html.escape(short_name(ref.name))
+def header_html(name: str, sha256: str, backend: str) -> str:
     return (
         '<div class="nbip-header"><span class="nbip-title">ImagePrep</span>'
-        f'<span class="nbip-name" title="{html.escape(ref.name)}">{name}</span>'
+        f'<span class="nbip-name" title="{html.escape(name)}">'
+        f"{html.escape(short_name(name))}</span>"
         f'<span class="nbip-hash" title="SHA-256 of the current input">'
-        f"#{ref.sha256[:12]}</span>"
+        f"#{sha256[:12]}</span>"
         f'<span class="nbip-backend">{html.escape(backend)} backend</span>'
         "</div>"
     )

@@ -29,10 +29,13 @@ from ..crop_geometry import Box
 from ..errors import OperationError, ProcessingCancelled
 from ..images import ImageRef
 from ..operations import get_operation
+from ..pixels import open_image
 from ..results import Result
+from ..thumbnails import Thumbnail
 from .controls import Buttons, Controls
 from .cropping import CropInput
-from .layers import TIMES, ImageLayers, Preview
+from .inputs import InputImage
+from .layers import TIMES, ImageLayers, Preview, result_preview
 from .markup import (
     history_html,
     status_html,
@@ -78,6 +81,8 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
     #: The status line as plain text (what the person reads), and its kind.
     status_text = traitlets.Unicode("", read_only=True)
     status_kind = traitlets.Unicode("idle", read_only=True)
+    #: Show the result with its input beneath a divider (the Compare toggle).
+    compare = traitlets.Bool(False)
 
     def __init__(
         self,
@@ -94,19 +99,20 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
             raise OperationError(f"max_preview={max_preview} is too small; use 256 or more.")
         self._proc = processor
         self._max_preview = int(max_preview)
-        self._original = processor.image(source)
-        self._ref = self._original
-        self._image = self._ref.open()
+        # The input is kept as where its pixels come from, not as pixels (see inputs.py).
+        self._original, preview = InputImage.decode(processor.image(source), self._preview)
+        self._input = self._original
         #: The parts, for scripts and tests: the crop box's state machine, the canvas and
         #: its preview, every control; the buttons by what they do (``buttons.upscale``).
-        self.selection = self._selection = CropSelection(self._image.size, 1.0)
+        self.selection = self._selection = CropSelection(self._original.size, 1.0)
         self.layers = self._layers = ImageLayers()
-        self.controls = self._controls = Controls()
+        self.controls = self._controls = Controls(self._show_error)
         self.buttons: Buttons = self._controls.buttons
         self.canvas = self._layers.canvas
         self._result: Result | None = None
+        self._compare_input: Thumbnail | None = None  # the preview of the result's input
         self._history: list[HistoryStep] = []
-        self._last: tuple[ImageRef, str, dict[str, Any]] | None = None
+        self._last: tuple[InputImage, str, dict[str, Any]] | None = None
         self._slot = OperationSlot()
         self._tasks = TaskKeeper(self._show_error)
         self._crop_input = CropInput(self, self._layers, self._selection, self._controls)
@@ -115,7 +121,8 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
             children=self._controls.children(self._layers.canvas), layout=W.Layout(width="100%")
         )
         self.add_class("nbip-root")
-        self._set_input(self._ref, self._image)
+        traitlets.link((self, "compare"), (self._controls.compare.toggle, "value"))
+        self._set_input(self._original, preview)
         if crop is not None:
             self.crop = crop
         self._show_status("idle", "Drag on the image to select a crop, or press an operation.")
@@ -136,13 +143,17 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
 
     @property
     def image(self) -> Image.Image:
-        """The current input image (after any crop or "Use result"), full size."""
-        return self._image
+        """The current input image (after any crop or "Use result"), full size.
+
+        Decoded on each access (the widget keeps only previews): keep it in a variable if
+        you need it more than once.
+        """
+        return self._input.open()
 
     @property
     def image_ref(self) -> ImageRef:
-        """The current input as an :class:`~nbimgprep.images.ImageRef`."""
-        return self._ref
+        """The current input as an :class:`~nbimgprep.images.ImageRef` (a fresh one)."""
+        return self._input.ref()
 
     @property
     def result(self) -> Result | None:
@@ -161,14 +172,14 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         :class:`~nbimgprep.errors.ProcessingCancelled` when Cancel is pressed.
         """
         get_operation(operation)  # unknown names fail here, before anything changes
-        return await self._run(self._ref, operation, dict(params), refresh)
+        return await self._run(self._input, operation, dict(params), refresh)
 
     async def redo(self) -> Result:
         """Run the last operation again, fresh (``refresh=True``): for a result you dislike."""
         if self._last is None:
             raise OperationError("Nothing to redo yet: run an operation first.")
-        ref, operation, params = self._last
-        return await self._run(ref, operation, params, True)
+        source, operation, params = self._last
+        return await self._run(source, operation, params, True)
 
     async def wait(self) -> None:
         """Wait until the operations started by buttons have finished (scripts, tests)."""
@@ -185,46 +196,31 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         if box is None:
             raise OperationError("No crop box: drag on the image to draw one first.")
         started = time.perf_counter()
-        ref = self._ref.crop(box)
-        image = ref.open()
-        self._set_input(ref, image)
-        self._add_step(
-            HistoryStep(
-                "crop",
-                {"box": box},
-                None,
-                time.perf_counter() - started,
-                ref.sha256[:12],
-                width=image.width,
-                height=image.height,
-            )
-        )
-        self._show_status(
-            "ok", f"Cropped to {box[2]}{TIMES}{box[3]} px: a new image #{ref.sha256[:12]}."
-        )
-        return ref
+        cropped, preview = self._input.crop(box, self._preview)
+        self._set_input(cropped, preview)
+        short = cropped.sha256[:12]
+        elapsed = time.perf_counter() - started
+        self._add_step(HistoryStep.local("crop", {"box": box}, elapsed, cropped))
+        self._show_status("ok", f"Cropped to {box[2]}{TIMES}{box[3]} px: a new image #{short}.")
+        return cropped.ref()
 
     def use_result(self) -> ImageRef:
         """Make the last result the new input, so operations chain (each step cached)."""
         self._check_idle()
         if self._result is None:
             raise OperationError("No result yet: run an operation first.")
-        ref = self._proc.image(self._result.path)
-        image = ref.open()
-        self._set_input(ref, image)
-        self._add_step(
-            HistoryStep(
-                "use_result", {}, None, 0.0, ref.sha256[:12], width=image.width, height=image.height
-            )
-        )
-        self._show_status("ok", f"The result is the new input #{ref.sha256[:12]}.")
-        return ref
+        used, preview = InputImage.decode(self._proc.image(self._result.path), self._preview)
+        self._set_input(used, preview)
+        short = used.sha256[:12]
+        self._add_step(HistoryStep.local("use_result", {}, 0.0, used))
+        self._show_status("ok", f"The result is the new input #{short}.")
+        return used.ref()
 
     def reset(self) -> None:
         """Back to the original image: no box, no result (the history is kept)."""
         self._check_idle()
         self._set_result(None)
-        self._set_input(self._original, self._original.open())
+        self._set_input(self._original, self._original.look(self._preview))
         self._show_status("idle", "Back to the original image.")
 
     def save(self, path: str | Path) -> Path:
@@ -235,12 +231,13 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         :class:`~nbimgprep.errors.ImageError` saying so; nothing is written.
         """
         if self._result is not None:
-            return save_image(path, self._result.path, lambda: self._result_image())
-        return save_image(path, None, lambda: self._image)
+            result_path = self._result.path
+            return save_image(path, result_path, lambda: open_image(result_path))
+        return save_image(path, None, self._input.open)
 
     def __repr__(self) -> str:
-        w, h = self._image.size
-        return f"<ImagePrep {self._ref.name!r} {w}x{h} #{self._ref.sha256[:12]}>"
+        w, h = self._input.size
+        return f"<ImagePrep {self._input.name!r} {w}x{h} #{self._input.sha256[:12]}>"
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -274,29 +271,32 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
 
     # -- input and result ---------------------------------------------------------------
 
-    def _set_input(self, ref: ImageRef, image: Image.Image) -> None:
-        """Show a new input: encode its preview once, resize the canvas, redraw."""
-        self._ref = ref
-        self._image = image
-        preview = Preview(image, self._max_preview)
+    def _preview(self, pixels: Image.Image) -> Preview:
+        return Preview(pixels, self._max_preview)
+
+    def _set_input(self, source: InputImage, preview: Preview) -> None:
+        """Show a new input by its preview (encoded once): resize the canvas, redraw."""
+        self._input = source
         self._layers.show(preview)
-        self._selection.show(image.size, preview.fit.scale)
+        self._selection.show(source.size, preview.fit.scale)
         self.crop = None
         self._layers.redraw(None)
-        self._controls.show_input(ref, image.size, self._proc.backend.name)
+        self._controls.show_input(source.name, source.sha256, source.size, self._proc.backend.name)
         self._crop_input.sync_fields()
 
-    def _result_image(self) -> Image.Image:
-        assert self._result is not None
-        return self._result.image
-
     def _set_result(self, result: Result | None) -> None:
+        """Show a result's preview, made from its file (``result.image`` is never touched:
+        it would keep the full-size pixels for as long as the result is shown)."""
         self._result = result
-        preview = (
-            None if result is None else Preview.thumbnail(self._result_image(), self._max_preview)
-        )
-        self._controls.show_result(result, preview)
+        preview = None if result is None else result_preview(result.path, self._max_preview)
+        shown = self._layers.preview
+        self._compare_input = shown.thumb if result is not None and shown is not None else None
+        self._controls.show_result(result, preview, self._compare_input, self.compare)
         self._update_buttons()
+
+    @traitlets.observe("compare")
+    def _compare_changed(self, change: Mapping[str, Any]) -> None:
+        self._controls.show_compare(self._compare_input, self.compare)
 
     def _add_step(self, step: HistoryStep) -> None:
         self._history.append(step)
@@ -305,13 +305,13 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
     # -- running operations -------------------------------------------------------------
 
     async def _run(
-        self, ref: ImageRef, operation: str, params: dict[str, Any], refresh: bool
+        self, source: InputImage, operation: str, params: dict[str, Any], refresh: bool
     ) -> Result:
         self._slot.check_idle()
         title = step_title(operation, params)
-        self._last = (ref, operation, params)
-        work = self._proc.run(
-            operation, ref, refresh=refresh, on_progress=self._on_progress, **params
+        self._last = (source, operation, params)
+        work = self._proc.run(  # a fresh ImageRef: its pixels go when the call is done
+            operation, source.ref(), refresh=refresh, on_progress=self._on_progress, **params
         )
         self.set_trait("busy", True)
         self._update_buttons()

@@ -19,6 +19,7 @@ from .layers import TIMES
 
 if TYPE_CHECKING:
     from ..results import ProgressEvent, Result
+    from .inputs import InputImage
 
 __all__ = [
     "HistoryStep",
@@ -114,6 +115,13 @@ class HistoryStep:
         if self.cache_hit is None:
             return "local"
         return "hit" if self.cache_hit else "fresh"
+
+    @classmethod
+    def local(
+        cls, operation: str, params: Mapping[str, Any], elapsed: float, made: InputImage
+    ) -> HistoryStep:
+        """A step run here (crop, use result) that ``made`` a new input."""
+        return cls(operation, params, None, elapsed, made.sha256[:12], "local", *made.size)
 
     @classmethod
     def of_result(cls, result: Result, image_hash: str) -> HistoryStep:
