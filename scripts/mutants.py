@@ -39,7 +39,7 @@ class Mutant:
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="single-flight-in-process",
-        file="src/nbimgprep/processor.py",
+        file="src/nbimgprep/flights.py",
         find="            leader = flight is None\n            if flight is None:\n",
         replace="            leader = True\n            if True:\n",
         tests=(
@@ -48,7 +48,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="single-flight-across-processes",
-        file="src/nbimgprep/processor.py",
+        file="src/nbimgprep/key_lock.py",
         find="        if not _can_create(self._path, self._mode):\n            return\n",
         replace="        if True:\n            return\n",
         tests=("tests/test_store_processes.py::test_processes_racing_on_one_key_pay_once",),

@@ -9,25 +9,23 @@ private event loop (see :mod:`nbimgprep.sync_loop`).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Literal
-
-from filelock import AsyncFileLock
 
 from . import batch
 from .backends import Backend, BackendOutput, Resume, make_backend
 from .batch import Sources
 from .batch_results import Batch, BatchItem, Plan
-from .errors import ImageError, InvalidResult, OperationError, ProcessingCancelled, StoreError
+from .errors import ImageError, InvalidResult, OperationError, StoreError
+from .flights import Flight, FlightTable
 from .images import MAX_PIXELS, ImageRef, content_type_of, decode_image
 from .journal import RequestJournal
+from .key_lock import KeyLock
 from .operations import Endpoint, Operation, cache_key, get_operation
 from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source, Tier
 from .shared import SharedLink, SharedTier
@@ -53,17 +51,6 @@ class _Request:
     key: str
     refresh: bool
     started: float
-
-
-@dataclass
-class _Flight:
-    """One backend call in progress, shared by everyone asking for the same key."""
-
-    future: concurrent.futures.Future[Result]
-    listeners: list[ProgressCallback]
-    waiters: int = 0
-    task: asyncio.Task[Result] | None = None
-    loop: asyncio.AbstractEventLoop | None = None
 
 
 class Processor:
@@ -95,8 +82,7 @@ class Processor:
         self.store = store if store is not None else ResultStore(cache_dir, environ=env)
         self.shared = SharedLink.configured(shared, shared_options, self.store, env)
         self.backend = make_backend(backend, endpoints=endpoints, timeout=timeout, environ=env)
-        self._flights: dict[str, _Flight] = {}
-        self._flights_lock = threading.Lock()
+        self._flights = FlightTable()
         self._loop_thread = LoopThread()
 
     def __repr__(self) -> str:
@@ -268,55 +254,12 @@ class Processor:
         return batch.plan(self, operation, sources, **params)
 
     async def _join_flight(self, request: _Request, on_progress: ProgressCallback | None) -> Result:
-        key = request.key
-        with self._flights_lock:
-            flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = _Flight(concurrent.futures.Future(), [])
-                self._flights[key] = flight
-            if on_progress is not None:
-                flight.listeners.append(on_progress)
-            flight.waiters += 1
-        if leader:
-            loop = asyncio.get_running_loop()
-            flight.loop = loop
-            flight.task = loop.create_task(self._produce(request, flight))
-            flight.task.add_done_callback(lambda t: self._land(key, flight, t))
-        outcome = asyncio.wrap_future(flight.future)
-        try:
-            shared = await asyncio.shield(outcome)
-        except asyncio.CancelledError:
-            # Nobody will read this waiter's copy of the outcome: mark it read.
-            outcome.add_done_callback(lambda f: f.cancelled() or f.exception())
-            self._leave(flight)
-            raise
-        with self._flights_lock:
-            flight.waiters -= 1
+        shared = await self._flights.join(
+            request.key, lambda flight: self._produce(request, flight), on_progress
+        )
         return replace(shared, elapsed=time.perf_counter() - request.started)
 
-    def _leave(self, flight: _Flight) -> None:
-        """A waiter was cancelled: when nobody waits any more, stop the backend call."""
-        with self._flights_lock:
-            flight.waiters -= 1
-            abandoned = flight.waiters <= 0
-        if abandoned and flight.task is not None and flight.loop is not None:
-            flight.loop.call_soon_threadsafe(flight.task.cancel)
-
-    def _land(self, key: str, flight: _Flight, task: asyncio.Task[Result]) -> None:
-        with self._flights_lock:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-        if task.cancelled():
-            flight.future.set_exception(
-                ProcessingCancelled("The operation was cancelled; nothing was cached.")
-            )
-        elif (exc := task.exception()) is not None:
-            flight.future.set_exception(exc)
-        else:
-            flight.future.set_result(task.result())
-
-    async def _produce(self, request: _Request, flight: _Flight) -> Result:
+    async def _produce(self, request: _Request, flight: Flight) -> Result:
         """The one backend call for a key: lock, re-check, check input, call, keep."""
 
         def emit(
@@ -331,7 +274,7 @@ class Processor:
             emit(kind, position, tuple(str(line) for line in logs))
 
         try:
-            async with _key_lock(self.store.lock_path(request.key), self.store.file_mode):
+            async with KeyLock(self.store.lock_path(request.key), self.store.file_mode):
                 if not request.refresh:
                     # Another process may have produced it while we waited for the lock.
                     entry = await asyncio.to_thread(
@@ -492,45 +435,3 @@ def _notify(listeners: Sequence[ProgressCallback | None], event: ProgressEvent) 
             listener(event)
         except Exception as exc:  # a progress display must not sink the operation
             warnings.warn(f"on_progress callback failed: {exc!r}", RuntimeWarning, stacklevel=2)
-
-
-class _key_lock:
-    """The per-key file lock (``filelock.AsyncFileLock``), awaited without blocking the loop.
-
-    Two kernels asking for the same key: the second waits here, then finds the first one's
-    result in the store. A store whose lock folder cannot be written still works, without
-    the cross-process guarantee: the lock file is opened once first, and if that fails (a
-    read-only store, a full disk) the call goes ahead unlocked rather than waiting for ever.
-    """
-
-    def __init__(self, path: Path, mode: int = 0o600) -> None:
-        self._path = path
-        self._mode = mode
-        self._lock: AsyncFileLock | None = None
-
-    async def __aenter__(self) -> None:
-        if not _can_create(self._path, self._mode):
-            return
-        # Each attempt is one non-blocking flock() call: cheap enough to make on the loop.
-        lock = AsyncFileLock(
-            str(self._path), mode=self._mode, thread_local=False, run_in_executor=False
-        )
-        try:
-            await lock.acquire(poll_interval=0.01)
-        except OSError:
-            return
-        self._lock = lock
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._lock is not None:
-            await self._lock.release()
-
-
-def _can_create(path: Path, mode: int) -> bool:
-    """Whether the lock file can be opened for writing (its folder made if need be)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, mode))
-    except OSError:
-        return False
-    return True
