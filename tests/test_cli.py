@@ -91,6 +91,18 @@ def test_a_tilde_path_naming_no_user_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
+def test_list_by_tag(cache: Path) -> None:
+    first = ResultStore(cache).entries()[0]
+    ResultStore(cache).tag(first.key, "accepted")
+    out = nbimgprep("--cache-dir", str(cache), "cache", "list", "--tag", "accepted")
+    assert out.returncode == 0, out.stderr
+    assert first.key[:12] in out.stdout
+    assert len([line for line in out.stdout.splitlines() if first.operation in line]) >= 1
+    none = nbimgprep("--cache-dir", str(cache), "cache", "list", "--tag", "rejected")
+    assert none.returncode == 0
+    assert first.key[:12] not in none.stdout
+
+
 def test_inspect_a_photo(cache: Path, photos: dict[str, Path]) -> None:
     done = nbimgprep("--cache-dir", str(cache), "cache", "inspect", str(photos["astronaut"]))
     assert done.returncode == 0, done.stderr

@@ -76,6 +76,16 @@ def test_list_filters_limits_and_sorts(store: ResultStore) -> None:
     assert (by_hits[0].key, by_hits[0].hits) == (favourite.key, 3)
 
 
+def test_list_by_tag_shows_only_the_tagged_results(store: ResultStore) -> None:
+    rejected, accepted, *_ = store.entries()
+    store.tag(rejected.key, "rejected")
+    store.tag(accepted.key, "accepted")
+    assert [e.key for e in commands.list_entries(store, tag="rejected").entries] == [rejected.key]
+    assert [e.key for e in commands.list_entries(store, tag="accepted").entries] == [accepted.key]
+    assert commands.list_entries(store, tag="nobody-used-this").entries == []
+    assert store.lookup(rejected.key) is not None  # a tag never changes what a lookup returns
+
+
 def test_list_of_an_empty_store_says_so(tmp_path: Path) -> None:
     listing = commands.list_entries(ResultStore(tmp_path / "empty"))
     assert listing.entries == []

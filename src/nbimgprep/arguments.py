@@ -149,6 +149,11 @@ def _add_cache_commands(
         "dimensions, age and hits.",
     )
     sub.add_argument("--op", choices=sorted(OPERATIONS), help="only this operation")
+    sub.add_argument(
+        "--tag",
+        metavar="TAG",
+        help="only results carrying this tag (a Review's decisions: accepted, rejected)",
+    )
     sub.add_argument("--limit", type=_positive_int, metavar="N", help="at most N rows")
     _add_shared_flag(sub)
     sub.add_argument(

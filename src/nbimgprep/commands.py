@@ -70,14 +70,19 @@ def list_entries(
     op: str | None = None,
     limit: int | None = None,
     sort: SortKey = "age",
+    tag: str | None = None,
     now: float | None = None,
 ) -> CacheListing:
-    """``list``: one row per entry, newest first (or most hit, or largest)."""
-    entries = store.entries(op=op, limit=limit, sort=sort)
+    """``list``: one row per entry, newest first (or most hit, or largest); only those of
+    operation ``op`` or carrying ``tag`` when given."""
+    entries = store.entries(op=op, limit=limit, sort=sort, tag=tag)
     total: int | None = None
     if limit is not None and len(entries) == limit:
         # "20 of 10000": a COUNT is cheap; per-operation counts need the stats query.
-        total = _count(store.stats().by_operation.get(op)) if op else len(store)
+        if tag is not None:
+            total = len(store.entries(op=op, tag=tag))
+        else:
+            total = _count(store.stats().by_operation.get(op)) if op else len(store)
     return CacheListing(entries, now=_now(now), total=total, sort=sort)
 
 
@@ -352,7 +357,7 @@ def execute(
         _import_paths(args.path, args.root)
     s = store(command in _CREATES_STORE)
     if command == "list":
-        return list_entries(s, op=args.op, limit=args.limit, sort=args.sort)
+        return list_entries(s, op=args.op, limit=args.limit, sort=args.sort, tag=args.tag)
     if command == "inspect":
         return inspect(s, args.query)
     if command == "stats":
