@@ -130,23 +130,7 @@ def _entry(record: SharedRecord, tier: SharedTier, store: ResultStore | None) ->
     """A shared record in the shape the local reports show (its path: the blob's, or the
     local copy when this machine has one)."""
     local = store.get(record.key) if store is not None else None
-    return Entry(
-        key=record.key,
-        image_hash=record.image_hash,
-        operation=record.operation,
-        endpoint=record.endpoint,
-        endpoint_arguments=dict(record.endpoint_arguments),
-        params=dict(record.params),
-        backend=record.backend,
-        path=local.path if local is not None else Path(tier.blob_path(record.blob)),
-        result_sha256=record.blob,
-        size=record.size,
-        width=record.width,
-        height=record.height,
-        content_type=record.content_type,
-        created=record.created,
-        backend_seconds=record.backend_seconds,
-    )
+    return record.to_entry(local.path if local is not None else Path(tier.blob_path(record.blob)))
 
 
 def _tqdm_progress(items: Iterable[Any], total: int, what: str) -> Iterable[Any]:

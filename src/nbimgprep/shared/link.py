@@ -9,17 +9,15 @@ no-op (with the one warning of :mod:`.health`), and the local result always stan
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..errors import SharedTierError, StoreError
 from ..operations import Endpoint
 from ..store import Entry, ResultMeta, ResultStore
+from ..store.files import uncached_copy
 from .records import SharedRecord
 from .tier import DEFAULT_TIMEOUT, SharedTier
 
@@ -95,25 +93,8 @@ def configured_tier(
 
 def _uncached_entry(record: SharedRecord, data: bytes) -> Entry:
     """An entry for a shared hit the local store could not keep, served from a temp file."""
-    fd, name = tempfile.mkstemp(prefix=f"nbimgprep-{record.operation}-", suffix=".img")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    return Entry(
-        key=record.key,
-        image_hash=record.image_hash,
-        operation=record.operation,
-        endpoint=record.endpoint,
-        endpoint_arguments=dict(record.endpoint_arguments),
-        params=dict(record.params),
-        backend=record.backend,
-        path=Path(name),
-        result_sha256=record.blob,
-        size=record.size,
-        width=record.width,
-        height=record.height,
-        content_type=record.content_type,
-        created=time.time(),
-    )
+    copy = uncached_copy(data, f"nbimgprep-{record.operation}-")
+    return record.to_entry(copy, created=time.time())
 
 
 def _seconds(text: str | None, name: str) -> float | None:

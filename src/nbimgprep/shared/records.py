@@ -14,7 +14,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from ..store import Entry
 
 __all__ = ["FORMAT", "RECORD_MAX_BYTES", "SharedRecord", "is_digest"]
 
@@ -47,6 +50,26 @@ class SharedRecord:
     content_type: str | None = None
     created: float = 0.0
     backend_seconds: float = 0.0
+
+    def to_entry(self, path: Path, created: float | None = None) -> Entry:
+        """This record as a local :class:`Entry` whose result bytes are at ``path``."""
+        return Entry(
+            key=self.key,
+            image_hash=self.image_hash,
+            operation=self.operation,
+            endpoint=self.endpoint,
+            endpoint_arguments=dict(self.endpoint_arguments),
+            params=dict(self.params),
+            backend=self.backend,
+            path=path,
+            result_sha256=self.blob,
+            size=self.size,
+            width=self.width,
+            height=self.height,
+            content_type=self.content_type,
+            created=self.created if created is None else created,
+            backend_seconds=self.backend_seconds,
+        )
 
     @classmethod
     def from_entry(cls, entry: Any) -> SharedRecord:
