@@ -12,101 +12,16 @@ Playwright timeout or a deadline; there are no sleeps.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import socket
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import playwright.sync_api as playwright_sync
 import pytest
 
-expect = playwright_sync.expect
-
-REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SERVER_START_SECONDS = 90
-UI_TIMEOUT_MS = 60_000
+from labharness import Lab, browser_page, expect, run_notebook, running_lab, write_notebook
+from labharness import shot as save_shot
 
 pytestmark = pytest.mark.browser
-
-
-@dataclass
-class Lab:
-    url: str
-    token: str
-    root: Path
-    log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def isolated_env(home: Path) -> dict[str, str]:
-    """Jupyter and IPython settings in a temporary folder: no user config leaks in or out."""
-    env = dict(os.environ)
-    for var, sub in {
-        "JUPYTER_CONFIG_DIR": "config",
-        "JUPYTER_DATA_DIR": "data",
-        "JUPYTER_RUNTIME_DIR": "runtime",
-        "JUPYTERLAB_SETTINGS_DIR": "lab-settings",
-        "JUPYTERLAB_WORKSPACES_DIR": "lab-workspaces",
-        "IPYTHONDIR": "ipython",
-    }.items():
-        (home / sub).mkdir(parents=True, exist_ok=True)
-        env[var] = str(home / sub)
-    env.pop("FAL_KEY", None)  # the local backend, whatever the machine has
-    # No news or update toasts over the widget in screenshots.
-    settings = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True, exist_ok=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
-    return env
-
-
-def write_notebook(path: Path, photo: Path, cache_dir: Path) -> None:
-    source = (
-        "from nbimgprep import ImagePrep, Processor\n"
-        f'proc = Processor(backend="local", cache_dir={str(cache_dir)!r})\n'
-        f"prep = ImagePrep({str(photo)!r}, proc)\n"
-        "prep"
-    )
-    notebook = {
-        "cells": [
-            {
-                "cell_type": "code",
-                "execution_count": None,
-                "id": "imageprep",
-                "metadata": {},
-                "outputs": [],
-                "source": source,
-            }
-        ],
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    path.write_text(json.dumps(notebook, indent=1))
 
 
 @pytest.fixture
@@ -115,80 +30,25 @@ def lab(tmp_path: Path, testdata: Path) -> Iterator[Lab]:
     assert photo.is_file(), f"missing test photo {photo}"
     root = tmp_path / "root"
     root.mkdir()
-    write_notebook(root / "widget.ipynb", photo, tmp_path / "cache")
-    port, token = free_port(), secrets.token_hex(16)
-    log = tmp_path / "jupyterlab.log"
-    args = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.expose_app_in_browser=True",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        args.append("--allow-root")
-    server = subprocess.Popen(
-        args,
-        cwd=root,
-        env=isolated_env(tmp_path / "jupyter-home"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    source = (
+        "from nbimgprep import ImagePrep, Processor\n"
+        f'proc = Processor(backend="local", cache_dir={str(tmp_path / "cache")!r})\n'
+        f"prep = ImagePrep({str(photo)!r}, proc)\n"
+        "prep"
     )
-    ready = threading.Event()
-
-    def follow_log() -> None:
-        assert server.stderr is not None
-        with log.open("w") as out:
-            for line in server.stderr:
-                out.write(line)
-                out.flush()
-                if f"127.0.0.1:{port}/lab" in line:
-                    ready.set()
-        ready.set()  # the server ended: stop waiting
-
-    reader = threading.Thread(target=follow_log, daemon=True)
-    reader.start()
-    try:
-        started = ready.wait(SERVER_START_SECONDS)
-        assert started and server.poll() is None, (
-            f"JupyterLab did not start within {SERVER_START_SECONDS} s:\n{log.read_text()}"
-        )
-        yield Lab(f"http://127.0.0.1:{port}", token, root, log)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-        reader.join(timeout=10)
+    write_notebook(root / "widget.ipynb", source, cell_id="imageprep")
+    with running_lab(root, tmp_path) as running:
+        yield running
 
 
 @pytest.fixture
 def page(lab: Lab) -> Iterator[object]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context(viewport={"width": 1360, "height": 1000})
-            page = context.new_page()
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            expect.set_options(timeout=UI_TIMEOUT_MS)
-            yield page
-        finally:
-            browser.close()
+    with browser_page() as opened:
+        yield opened
 
 
 def shot(target: object, name: str) -> Path:
-    path = ARTIFACTS / f"widget-{name}.png"
-    target.screenshot(path=str(path))  # type: ignore[attr-defined]
-    return path
+    return save_shot(target, f"widget-{name}")
 
 
 CANVAS_HAS_PIXELS = """(el) => {
@@ -212,20 +72,6 @@ DIVIDER_AT = """([el, split]) => {
     for (let i = 3; i < d.length; i += 4 * 97) { if (d[i] > 0) seen++; }
     return white && seen > 100;
 }"""
-
-
-def run_notebook(page: object) -> None:
-    page.wait_for_function(  # type: ignore[attr-defined]
-        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-        " && window.jupyterapp.shell.currentWidget.sessionContext"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.connectionStatus"
-        " === 'connected'"
-    )
-    page.evaluate(  # type: ignore[attr-defined]
-        "() => window.jupyterapp.commands.execute('notebook:run-all-cells')"
-    )
 
 
 def test_crop_upscale_fresh_then_cache_hit_and_reload(lab: Lab, page: object) -> None:
