@@ -103,6 +103,18 @@ def test_list_by_tag(cache: Path) -> None:
     assert first.key[:12] not in none.stdout
 
 
+def test_output_cut_short_by_a_pipe_is_no_traceback(cache: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if k != "FAL_KEY"}
+    cli = [sys.executable, "-m", "nbimgprep.cli", "--cache-dir", str(cache), "cache", "list"]
+    with subprocess.Popen(
+        cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ, bufsize=0
+    ) as lister:
+        assert lister.stdout is not None and lister.stderr is not None
+        lister.stdout.close()  # like `| head` that has read enough
+        errors = lister.stderr.read().decode()
+    assert "Traceback" not in errors
+
+
 def test_inspect_a_photo(cache: Path, photos: dict[str, Path]) -> None:
     done = nbimgprep("--cache-dir", str(cache), "cache", "inspect", str(photos["astronaut"]))
     assert done.returncode == 0, done.stderr

@@ -12,6 +12,7 @@ and turns outcomes into exit codes:
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -30,6 +31,16 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nbimgprep`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # Whoever read our output has gone (``nbimgprep cache list | head``): stop quietly,
+        # and keep Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: Sequence[str] | None) -> int:
     try:
         args = parse(cli_parser(), sys.argv[1:] if argv is None else argv)
     except HelpRequested as shown:

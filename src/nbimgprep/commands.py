@@ -83,6 +83,8 @@ def list_entries(
             total = len(store.entries(op=op, tag=tag))
         else:
             total = _count(store.stats().by_operation.get(op)) if op else len(store)
+    elif not entries and (op is not None or tag is not None):
+        total = len(store)  # "No entries match.", not "The cache is empty."
     return CacheListing(entries, now=_now(now), total=total, sort=sort)
 
 
