@@ -236,3 +236,37 @@ def test_a_review_needs_the_processor_of_its_batch(tmp_path: Path, shots: list[P
     with pytest.raises(NbimgprepError, match="processor=proc"):
         Review(bare)
     assert len(Review(bare, processor=proc).items) == 2
+
+
+def test_keys_move_the_selection_across_rows_and_pages(tmp_path: Path) -> None:
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in range(10):
+        product_shot(folder / f"shot{i}.png", 50)
+    proc = Processor(CountingBackend(), cache_dir=tmp_path / "cache")
+    review = proc.run_many_sync("upscale", folder, progress=False).review(page_size=4)
+    assert review.selected == 0
+
+    review.press("ArrowLeft")  # already the first
+    assert review.selected == 0
+    review.press("ArrowDown", columns=2)
+    assert review.selected == 2 and review.page == 0
+    review.press("ArrowDown", columns=2)  # off the page's end: the next page
+    assert review.selected == 4 and review.page == 1
+    review.press("ArrowRight")
+    review.press("PageDown")  # place 1 on page 1 -> place 1 on page 2 (items 8, 9)
+    assert review.selected == 9 and review.page == 2
+    review.press("PageDown")  # the last page: stays on it
+    assert review.selected == 9 and review.page == 2
+    review.press("ArrowUp", columns=3)
+    assert review.selected == 6 and review.page == 1
+
+    review.press("r")
+    review.press("ArrowLeft")
+    review.press("a")
+    assert [i.index for i in review.items if i.decision] == [5, 6]
+    review.filter = "rejected"  # the selection (5) is not shown: a key starts on the page
+    review.press("ArrowRight")
+    assert review.selected == 6
+    with pytest.raises(NbimgprepError, match="the keys are ArrowLeft"):
+        review.press("x")

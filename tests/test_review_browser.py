@@ -1,13 +1,15 @@
 """Review in a real JupyterLab, driven in Debian's Chromium by Playwright.
 
 What a person does after a batch: show ``Review(batch)`` of 60 results, see a page of 48
-tiles, click a tile's name to select it, press "Reject" and see its caption say so, page on
-to the other 12, and press "Open" to get an ImagePrep of the selected item below the grid.
+tiles, click a tile's name to select it, press **r** and see its caption say so, move with
+the arrows, PageDown to the other 12, and Enter to get an ImagePrep of the selected item
+below the grid; the buttons do the same.
 Screenshots land in test-artifacts/ for a human to look at.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from labharness import (
 pytestmark = pytest.mark.browser
 
 COUNT = 60
+SELECTED = "rgb(9, 105, 218)"  # the selection frame's colour
 
 
 def make_shots(folder: Path) -> None:
@@ -95,25 +98,43 @@ def test_page_select_reject_next_page_and_open(lab: Lab, page: playwright_sync.P
     expect(caption).to_contain_text("fresh")
     expect(caption).not_to_contain_text("rejected")
     tile.get_by_role("button", name="shot05.png").click()
-    expect(tile).to_have_css("border-top-color", "rgb(9, 105, 218)")  # the selection frame
-    expect(tiles.first).not_to_have_css("border-top-color", "rgb(9, 105, 218)")
+    expect(tile).to_have_css("border-top-color", SELECTED)  # the selection frame
+    expect(tiles.first).not_to_have_css("border-top-color", SELECTED)
 
-    review.get_by_role("button", name="Reject", exact=True).click()
+    # The keys are the grid's, not JupyterLab's ("r" would make the cell raw, "a" insert
+    # one above): r rejects the selected tile, the arrows move the selection.
+    page.keyboard.press("r")
     expect(caption).to_contain_text("rejected")
     for other in (0, 4, 6):
         expect(tiles.nth(other).locator(".widget-html")).not_to_contain_text("rejected")
     expect(review).to_contain_text("1 rejected")
     shot_rows(page, review, tiles.nth(17), "review-2-rejected")
+    page.keyboard.press("ArrowRight")
+    expect(tiles.nth(6)).to_have_css("border-top-color", SELECTED)
+    page.keyboard.press("a")
+    expect(tiles.nth(6).locator(".widget-html")).to_contain_text("accepted")
+    expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(1)
+    expect(page.locator(".jp-Notebook .jp-Cell").first).to_have_class(re.compile("jp-CodeCell"))
 
-    review.get_by_role("button", name="page ▶").click()
+    # A click on a picture (not a button) gives the grid the focus too.
+    tiles.nth(7).locator("img").click()
+    page.keyboard.press("PageDown")
     expect(review).to_contain_text("page 2 of 2")
     expect(tiles).to_have_count(COUNT - 48)
     expect(tiles.first.get_by_role("button")).to_have_text("shot48.png")
+    expect(tiles.nth(6)).to_have_css("border-top-color", SELECTED)  # shot54: its place kept
     shot(review, "review-3-page-two")
 
-    review.get_by_role("button", name="Open", exact=True).click()
+    page.keyboard.press("Enter")
     prep = review.locator(".nbip-root")
     expect(prep).to_be_visible()
     expect(prep.locator("canvas").first).to_be_visible()
+    expect(prep).to_contain_text("shot54")
     prep.scroll_into_view_if_needed()
     shot(page, "review-4-opened")
+
+    # The buttons do the same.
+    review.get_by_role("button", name="◀ page").click()
+    expect(review).to_contain_text("page 1 of 2")
+    review.get_by_role("button", name="Reject", exact=True).click()
+    expect(review).to_contain_text("2 rejected")

@@ -23,6 +23,12 @@ class Recorder:
     """What every widget comm sent: (data, buffers) per message."""
 
     sent: list[tuple[Any, list[bytes]]] = field(default_factory=list)
+    handlers: dict[str, Any] = field(default_factory=dict)
+
+    def from_browser(self, widget: Any, content: Any) -> None:
+        """Deliver a custom message to ``widget`` as its view in the browser sends it."""
+        data = {"method": "custom", "content": content}
+        self.handlers[widget.comm.comm_id]({"content": {"data": data}, "buffers": []})
 
     @property
     def buffer_bytes(self) -> int:
@@ -42,7 +48,7 @@ class RecordingComm:
         pass
 
     def on_msg(self, callback: Any) -> None:
-        pass
+        self.recorder.handlers[self.comm_id] = callback
 
     def close(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -123,3 +129,34 @@ def test_open_shows_an_image_prep_below_the_grid(sixty: Review, recorder: Record
     grid.buttons["open"].click()
     assert isinstance(sixty.prep, ImagePrep)
     assert grid.below.children == (sixty.prep,)
+
+
+def test_keys_from_the_browser_do_what_the_buttons_do(sixty: Review, recorder: Recorder) -> None:
+    grid = sixty.grid
+    grid.tiles[5].button.click()
+
+    def press(key: str) -> None:  # what keyboard.js sends, six tiles a row
+        recorder.from_browser(grid.keys, {"key": key, "columns": 6})
+
+    press("r")
+    assert sixty.items[5].decision == "rejected" and "rejected" in grid.tiles[5].caption.value
+    press("ArrowRight")
+    press("a")
+    assert sixty.selected == 6 and sixty.items[6].decision == "accepted"
+    press("u")
+    assert sixty.items[6].decision is None
+    press("ArrowDown")
+    assert sixty.selected == 12
+    press("PageDown")
+    assert sixty.page == 1 and sixty.selected == 59  # place 12 of a page of 12: the last
+    assert len(grid.grid.children) == 12
+    press("PageUp")
+    assert sixty.page == 0 and sixty.selected == 11
+    press("Enter")
+    assert sixty.prep is not None and grid.below.children == (sixty.prep,)
+    assert sixty.prep.image_ref.path == sixty.items[11].source
+
+    recorder.from_browser(grid.keys, {"key": "q", "columns": 6})  # not a key of the grid
+    assert "does nothing here" in grid.status.value
+    recorder.from_browser(grid.keys, ["not", "a", "key"])  # ignored
+    assert sixty.selected == 11

@@ -100,6 +100,17 @@ def test_crop_upscale_fresh_then_cache_hit_and_reload(lab: Lab, page: object) ->
     expect(root.locator(".nbip-field input").nth(2)).not_to_have_value("0")
     shot(root, "2-crop-drawn")
 
+    # Keys on the canvas are the widget's, and the notebook is left alone: ArrowDown nudges
+    # the box by 1 px, Shift+ArrowRight by 10.
+    fields = root.locator(".nbip-field input")
+    left_field, top_field = fields.nth(0), fields.nth(1)
+    top, left = int(top_field.input_value()), int(left_field.input_value())
+    canvas.press("ArrowDown")
+    expect(top_field).to_have_value(str(top + 1))
+    canvas.press("Shift+ArrowRight")
+    expect(left_field).to_have_value(str(left + 10))
+    expect(pg.locator(".jp-Notebook .jp-Cell")).to_have_count(1)
+
     apply_crop.click()
     status = root.locator(".nbip-status")
     expect(status).to_contain_text("Cropped to")

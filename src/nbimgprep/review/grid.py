@@ -1,4 +1,4 @@
-"""The Review widget: a paged grid of tiles, with buttons for what the Python API does.
+"""The Review widget: a paged grid of tiles, with buttons and keys for what the Python API does.
 
 One small widget group per tile (the thumbnail as an ``ipywidgets.Image``, a caption, a
 select button), made the first time its item is shown and kept: paging back shows widgets
@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import html
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ipywidgets as widgets
 
 from ..batch_results import BADGE_COLOURS
 from ..thumbnails import CHECKERBOARD_CSS, thumbnail_of_file
 from .items import FILTERS, ReviewItem
-
-if TYPE_CHECKING:
-    from .review import Review
+from .keyboard import KeyScope
+from .review import KEYS, Review
 
 __all__ = ["TILE_PX", "ReviewGrid"]
 
 #: The long side of a tile's thumbnail.
 TILE_PX = 128
 DECISION_COLOURS = {"accepted": "#1a7f37", "rejected": "#cf222e"}
+#: The keys, as the page line shows them (what each does: ``Review.press``).
+KEY_HINT = "keys, after a click on the grid: arrows, a/r/u, Enter opens, PageUp/PageDown"
 
 
 class _Tile:
@@ -137,9 +138,18 @@ class ReviewGrid:
                 grid_template_columns=f"repeat(auto-fill, {TILE_PX + 16}px)", grid_gap="4px"
             )
         )
+        self.keys = KeyScope(
+            self.grid,
+            KEYS,
+            lambda key, columns: self._guarded(lambda: review.press(key, columns)),
+        )
+        self.grid.add_class("nbimgprep-review-grid")
         self.below = widgets.Box()
         # Behind a picture with transparency, the checkerboard every face uses.
-        style = widgets.HTML(f"<style>.nbimgprep-review-picture{{{CHECKERBOARD_CSS}}}</style>")
+        style = widgets.HTML(
+            f"<style>.nbimgprep-review-picture{{{CHECKERBOARD_CSS}}}"
+            ".nbimgprep-review-grid:focus{outline:1px dashed #8c959f;outline-offset:2px}</style>"
+        )
         self.widget = widgets.VBox(
             [
                 style,
@@ -151,6 +161,7 @@ class ReviewGrid:
                 self.grid,
                 self.status,
                 self.below,
+                self.keys,
             ]
         )
         self.widget.add_class("nbimgprep-review")
@@ -177,7 +188,8 @@ class ReviewGrid:
         if self.grid.children != boxes:
             self.grid.children = boxes
         self.page_label.value = (
-            f"<small>page {review.page + 1} of {review.pages} · {len(review.shown)} shown</small>"
+            f"<small>page {review.page + 1} of {review.pages} · {len(review.shown)} shown"
+            f" · {KEY_HINT}</small>"
         )
         self.summary.value = f"<b>{html.escape(review.summary)}</b>"
         below = (review.prep,) if review.prep is not None else ()

@@ -23,10 +23,25 @@ if TYPE_CHECKING:
     from ..widget import ImagePrep
     from .grid import ReviewGrid
 
-__all__ = ["PAGE_SIZE", "Review"]
+__all__ = ["KEYS", "PAGE_SIZE", "Review"]
 
 #: Tiles on a page of the grid.
 PAGE_SIZE = 48
+
+#: What each key does while the grid has the focus (see :meth:`Review.press`): a method's
+#: name, or a move of the selection by one tile, one row or one page.
+KEYS: dict[str, str | tuple[str, int]] = {
+    "ArrowLeft": ("tile", -1),
+    "ArrowRight": ("tile", 1),
+    "ArrowUp": ("row", -1),
+    "ArrowDown": ("row", 1),
+    "PageUp": ("page", -1),
+    "PageDown": ("page", 1),
+    "a": "accept",
+    "r": "reject",
+    "u": "clear",
+    "Enter": "open",
+}
 
 
 class Review:
@@ -178,6 +193,35 @@ class Review:
     @property
     def rejected(self) -> list[Result]:
         return [i.result for i in self.items if i.decision == "rejected" and i.result]
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def press(self, key: str, columns: int = 1) -> None:
+        """Do what ``key`` does while the grid has the focus (the widget calls this; so can
+        you): the arrows move the selection (up and down by ``columns``, the tiles in a
+        row), PageDown and PageUp turn the page keeping the selection's place on it,
+        **a** accepts, **r** rejects, **u** clears the decision, Enter opens the item."""
+        action = KEYS.get(key)
+        if action is None:
+            raise OperationError(f"{key!r} does nothing here; the keys are {', '.join(KEYS)}.")
+        if isinstance(action, str):
+            getattr(self, action)()
+            return
+        shown = [item.index for item in self.shown]
+        if not shown:
+            return
+        move, step = action
+        first = self._page * self.page_size
+        on_page = shown.index(self.selected) - first if self.selected in shown else -1
+        if not 0 <= on_page < self.page_size:  # nothing selected here: start on the first tile
+            at = first if move != "page" else first + step * self.page_size
+        elif move == "page":
+            at = first + step * self.page_size + on_page
+        else:
+            at = first + on_page + step * (max(1, columns) if move == "row" else 1)
+        at = min(max(at, 0), len(shown) - 1)
+        self._page = at // self.page_size
+        self.select(shown[at])
 
     # -- doing again ------------------------------------------------------------------------
 
