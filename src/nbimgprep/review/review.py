@@ -46,7 +46,8 @@ KEYS: dict[str, str | tuple[str, int]] = {
 
 class Review:
     """A batch to look through: ``review.items``, ``accept(i)``, ``reject(i)``,
-    ``clear(i)``, ``await redo(i)``, ``await retry_failed()``, ``export(folder)``.
+    ``clear(i)``, ``await redo(i)``, ``await retry_failed()``, ``open(i)`` and ``take()``,
+    ``export(folder)``.
 
     Decisions are kept as tags on the results' cache entries ("accepted", "rejected"), so a
     new Review of the same batch, in a new kernel, shows them. Shown as a cell's value, a
@@ -88,6 +89,7 @@ class Review:
         self.selected: int | None = 0 if self.items else None
         #: The ImagePrep of the item last opened (``open(i)``), shown below the grid.
         self.prep: ImagePrep | None = None
+        self._opened: int | None = None
         self._listeners: list[Callable[[set[int]], object]] = []
         self._grid: ReviewGrid | None = None
 
@@ -270,8 +272,28 @@ class Review:
 
         item = self._item(self._chosen(index))
         self.prep = ImagePrep(item.source, self._proc)
+        self._opened = item.index
         self._changed(set())
         return self.prep
+
+    def take(self) -> Result:
+        """Make the result of the opened ImagePrep (a crop and another operation, say) the
+        opened item's result: its tile shows it, it starts undecided, and ``export``
+        copies it under the input's name."""
+        if self.prep is None or self._opened is None:
+            raise OperationError(
+                "No item is open: open one (review.open(i), or Enter), make a result in its "
+                "ImagePrep, then take it."
+            )
+        item = self.items[self._opened]
+        result = self.prep.result
+        if result is None:
+            raise OperationError(
+                f"The ImagePrep of {item.name} has no result yet: press an operation there."
+            )
+        item.outcome(result, None, made_from=self.prep.result_input)
+        self._changed({item.index})
+        return result
 
     # -- exporting --------------------------------------------------------------------------
 
