@@ -18,7 +18,8 @@ from ..batch_results import BADGE_COLOURS
 from ..thumbnails import CHECKERBOARD_CSS, thumbnail_of_file
 from .items import FILTERS, ReviewItem
 from .keyboard import KeyScope
-from .review import KEYS, Review
+from .keys import KEYS
+from .review import Review
 
 __all__ = ["TILE_PX", "ReviewGrid"]
 
