@@ -270,3 +270,29 @@ def test_keys_move_the_selection_across_rows_and_pages(tmp_path: Path) -> None:
     assert review.selected == 6
     with pytest.raises(NbimgprepError, match="the keys are ArrowLeft"):
         review.press("x")
+
+
+def test_a_result_made_in_the_opened_image_prep_can_be_taken(
+    tmp_path: Path, shots: list[Path]
+) -> None:
+    proc = Processor(CountingBackend(), cache_dir=tmp_path / "cache")
+    review = proc.run_many_sync("upscale", shots, progress=False).review()
+    with pytest.raises(NbimgprepError, match="No item is open"):
+        review.take()
+    review.reject(3)
+    prep = review.open(3)
+    with pytest.raises(NbimgprepError, match="no result yet"):
+        review.take()
+
+    prep.crop = (20, 20, 100, 80)  # the subject alone, then upscaled again
+    prep.apply_crop()
+    made = asyncio.run(prep.apply("upscale", scale=2))
+    taken = review.take()
+
+    item = review.items[3]
+    assert taken == made and item.result == made and item.decision is None
+    assert (made.width, made.height) == (200, 160)
+    assert item.flags == ()  # its size is checked against the crop it was made from
+    review.accept(3)
+    [exported] = review.export(tmp_path / "out")
+    assert exported.name == "shot03.png" and exported.read_bytes() == made.path.read_bytes()
