@@ -37,7 +37,7 @@ def megapixels(widths: list[int], height: int = 8, scale: int = 2) -> float:
     return sum(w * scale * height * scale for w in widths) / 1e6
 
 
-def test_results_a_colleague_paid_for_are_shared_hits_not_fresh_calls(
+async def test_results_a_colleague_paid_for_are_shared_hits_not_fresh_calls(
     tmp_path: Path, s3_server: S3Server
 ) -> None:
     url = s3_server.new_url()
@@ -49,6 +49,7 @@ def test_results_a_colleague_paid_for_are_shared_hits_not_fresh_calls(
     records = f"{url.removeprefix('s3://')}/records/"
     asked, blobs = s3_server.count("GET", records), s3_server.count("GET", "/blobs/")
 
+    # A plain method: fine inside this running event loop, shared tier and all.
     plan = me.plan("upscale", paths, scale=2)
 
     assert plan == Plan(
@@ -101,15 +102,20 @@ def test_the_shared_tier_is_asked_several_keys_at_a_time_within_a_bound(
     assert 4 <= tier.peak <= SHARED_LOOKUPS
 
 
+@pytest.mark.parametrize("trouble", ["stopped", "slower than the timeout"])
 def test_a_shared_tier_that_is_down_is_said_once_and_its_items_count_as_fresh(
-    tmp_path: Path, fresh_s3_server: S3Server
+    tmp_path: Path, fresh_s3_server: S3Server, trouble: str
 ) -> None:
     url = fresh_s3_server.new_url()
     paths = make_images(tmp_path / "in", 6)
     colleague = machine(tmp_path, "colleague", tier_of(fresh_s3_server, url))
     colleague.run_many_sync("upscale", paths[:2], scale=2, progress=False)
-    me = machine(tmp_path, "me", tier_of(fresh_s3_server, url))
-    fresh_s3_server.stop()
+    if trouble == "stopped":
+        me = machine(tmp_path, "me", tier_of(fresh_s3_server, url))
+        fresh_s3_server.stop()
+    else:
+        me = machine(tmp_path, "me", tier_of(fresh_s3_server, url, timeout=0.3))
+        fresh_s3_server.delay = 3.0
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
