@@ -64,13 +64,13 @@ class Plan:
             f"({self.fresh_megapixels:,.1f} MP of output)"
         )
         line += f", {self.failed} unreadable" if self.failed else ""
-        return line + (f" ({self._down_note()})" if self.shared_down else "")
+        if self.shared_down:
+            line += f" (the shared cache {self.shared_url} {self._down_note()})"
+        return line
 
-    def _down_note(self) -> str:
-        return (
-            f"the shared cache {self.shared_url} could not be reached: images missing from "
-            "the local cache are counted as fresh calls"
-        )
+    @staticmethod
+    def _down_note() -> str:
+        return "could not be reached: images missing from the local cache count as fresh calls"
 
     def _repr_html_(self) -> str:
         rows = [("cache hits (free)", f"{self.hits:,}")]
@@ -82,13 +82,13 @@ class Plan:
         ]
         if self.failed:
             rows.append(("unreadable inputs", f"{self.failed:,}"))
+        if self.shared_down:
+            rows.append((f"the shared cache {self.shared_url}", self._down_note()))
         body = "".join(
-            f'<tr><td style="text-align:left">{k}</td><td style="text-align:right">{v}</td></tr>'
+            f'<tr><td style="text-align:left">{html.escape(k)}</td>'
+            f'<td style="text-align:right">{html.escape(v)}</td></tr>'
             for k, v in rows
         )
-        if self.shared_down:
-            note = html.escape(self._down_note()[0].upper() + self._down_note()[1:])
-            body += f'<tr><td colspan="2" style="text-align:left">{note}.</td></tr>'
         return f"<table>{body}</table>"
 
 
@@ -122,13 +122,16 @@ def plan(proc: Processor, operation: str, sources: Sources, **params: Any) -> Pl
     with _SharedLookups(tier, misses) as shared:
         # Header reads happen here, while the shared tier's requests are in flight.
         surveys = _sized(op, keyed, op.canonical_params(params), inputs)
-    fresh = [s for s in surveys if s.error is None and not s.hit and s.key not in shared.found]
+    # A shared hit needs no header: the run takes it from the tier before reading any pixels.
+    in_shared = [k.error is None and not k.hit and k.key in shared.found for k in keyed]
+    rest = [s for s, found in zip(surveys, in_shared, strict=True) if not found]
+    fresh = [s for s in rest if s.error is None and not s.hit]
     return Plan(
-        hits=sum(s.hit for s in surveys),
+        hits=sum(s.hit for s in rest),
         fresh=len(fresh),
         fresh_megapixels=sum(s.megapixels for s in fresh),
-        failed=sum(s.error is not None for s in surveys),
-        shared=sum(s.key in shared.found for s in surveys if s.error is None and not s.hit),
+        failed=sum(s.error is not None for s in rest),
+        shared=sum(in_shared),
         shared_url=tier.url if tier is not None else None,
         shared_down=shared.down,
     )
