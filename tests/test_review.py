@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from conftest import CountingBackend
-from nbimgprep import BackendError, ExportConflict, NbimgprepError, Processor, Review
+from nbimgprep import BackendError, ExportConflict, NbimgprepError, Processor, Review, SaveError
 from nbimgprep.backends import BackendOutput, ProgressReporter
 from nbimgprep.images import ImageRef, encode_png
 from nbimgprep.operations import Endpoint, Operation
@@ -190,6 +190,21 @@ def test_export_refuses_to_overwrite_and_writes_nothing(tmp_path: Path, shots: l
 
     review.export(out, overwrite=True)
     assert (out / "shot04.png").read_bytes() == review.items[4].result.path.read_bytes()  # type: ignore[union-attr]
+
+
+def test_export_to_a_place_it_cannot_use_says_so(tmp_path: Path, shots: list[Path]) -> None:
+    proc = Processor(CountingBackend(), cache_dir=tmp_path / "cache")
+    review = proc.run_many_sync("upscale", shots, progress=False).review()
+    review.accept(1)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    with pytest.raises(SaveError, match="is a file, not a folder"):
+        review.export(a_file)
+    with pytest.raises(SaveError, match="Cannot create the folder"):
+        review.export(a_file / "inside")
+    (tmp_path / "out" / "shot01.png").mkdir(parents=True)  # a folder where the file would go
+    with pytest.raises(ExportConflict, match="a folder"):
+        review.export(tmp_path / "out", overwrite=True)
 
 
 def test_filters_and_pages(tmp_path: Path) -> None:
