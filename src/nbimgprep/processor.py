@@ -153,9 +153,10 @@ class Processor:
             endpoint = Endpoint(endpoint)
 
         def key_and_lookup() -> tuple[ImageRef, str, Entry | None]:
-            # Reading, encoding and hashing the input happen here, off the event loop.
+            # Reading, encoding and hashing the input happen here, off the event loop; the
+            # bytes read are kept for the miss's decode and upload (one read, not two).
             image = self.image(source)
-            key = cache_key(image.sha256, op.name, endpoint, canonical)
+            key = cache_key(image.sha256_for_processing(), op.name, endpoint, canonical)
             return image, key, (None if refresh else self.store.lookup(key))
 
         image, key, entry = await asyncio.to_thread(key_and_lookup)
@@ -248,9 +249,10 @@ class Processor:
         return self._loop_thread.run(self.run_many(operation, sources, **options))
 
     def plan(self, operation: str, sources: Sources, **params: Any) -> Plan:
-        """How many of ``sources`` are cache hits and how many would be fresh calls (and
-        their output megapixels), without calling the backend. A plain method: fine inside
-        a running event loop."""
+        """How many of ``sources`` are cache hits (local, and in the shared tier if there is
+        one) and how many would be fresh calls (and their output megapixels), without calling
+        the backend (see :mod:`nbimgprep.plan`). A plain method: fine inside a running event
+        loop."""
         return batch.plan(self, operation, sources, **params)
 
     async def _join_flight(self, request: _Request, on_progress: ProgressCallback | None) -> Result:
