@@ -34,5 +34,8 @@ def test_the_smoke_run_writes_every_figure(tmp_path: Path) -> None:
         "`plan` over",
         "bare `fal_client`",
         "widget preview",
+        "building a `Review`",
+        "cut-outs with alpha",
+        "paging back",
     ):
         assert figure in text, figure
