@@ -33,7 +33,8 @@ def test_notebook_runs(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatc
     if name == "batch.ipynb":
         assert "second run: 12 of 12 hits" in text
     if name == "review.ipynb":
-        assert "exported: ['shot00.png', 'shot01.png', 'shot03.png']" in text
+        assert "fresh ()" in text  # shot02, cropped and done again, no longer flagged
+        assert "exported: ['shot00.png', 'shot01.png', 'shot02.png', 'shot03.png']" in text
     if name == "team.ipynb":
         assert "None shared local" in text  # Alice fresh; Bob a shared hit, then a local one
         assert "same bytes: True" in text

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from conftest import CountingBackend
-from nbimgprep import BackendError, ExportConflict, NbimgprepError, Processor, Review
+from nbimgprep import BackendError, ExportConflict, NbimgprepError, Processor, Review, SaveError
 from nbimgprep.backends import BackendOutput, ProgressReporter
 from nbimgprep.images import ImageRef, encode_png
 from nbimgprep.operations import Endpoint, Operation
@@ -192,6 +192,21 @@ def test_export_refuses_to_overwrite_and_writes_nothing(tmp_path: Path, shots: l
     assert (out / "shot04.png").read_bytes() == review.items[4].result.path.read_bytes()  # type: ignore[union-attr]
 
 
+def test_export_to_a_place_it_cannot_use_says_so(tmp_path: Path, shots: list[Path]) -> None:
+    proc = Processor(CountingBackend(), cache_dir=tmp_path / "cache")
+    review = proc.run_many_sync("upscale", shots, progress=False).review()
+    review.accept(1)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    with pytest.raises(SaveError, match="is a file, not a folder"):
+        review.export(a_file)
+    with pytest.raises(SaveError, match="Cannot create the folder"):
+        review.export(a_file / "inside")
+    (tmp_path / "out" / "shot01.png").mkdir(parents=True)  # a folder where the file would go
+    with pytest.raises(ExportConflict, match="a folder"):
+        review.export(tmp_path / "out", overwrite=True)
+
+
 def test_filters_and_pages(tmp_path: Path) -> None:
     folder = tmp_path / "shots"
     folder.mkdir()
@@ -270,3 +285,29 @@ def test_keys_move_the_selection_across_rows_and_pages(tmp_path: Path) -> None:
     assert review.selected == 6
     with pytest.raises(NbimgprepError, match="the keys are ArrowLeft"):
         review.press("x")
+
+
+def test_a_result_made_in_the_opened_image_prep_can_be_taken(
+    tmp_path: Path, shots: list[Path]
+) -> None:
+    proc = Processor(CountingBackend(), cache_dir=tmp_path / "cache")
+    review = proc.run_many_sync("upscale", shots, progress=False).review()
+    with pytest.raises(NbimgprepError, match="No item is open"):
+        review.take()
+    review.reject(3)
+    prep = review.open(3)
+    with pytest.raises(NbimgprepError, match="no result yet"):
+        review.take()
+
+    prep.crop = (20, 20, 100, 80)  # the subject alone, then upscaled again
+    prep.apply_crop()
+    made = asyncio.run(prep.apply("upscale", scale=2))
+    taken = review.take()
+
+    item = review.items[3]
+    assert taken == made and item.result == made and item.decision is None
+    assert (made.width, made.height) == (200, 160)
+    assert item.flags == ()  # its size is checked against the crop it was made from
+    review.accept(3)
+    [exported] = review.export(tmp_path / "out")
+    assert exported.name == "shot03.png" and exported.read_bytes() == made.path.read_bytes()

@@ -160,3 +160,13 @@ def test_keys_from_the_browser_do_what_the_buttons_do(sixty: Review, recorder: R
     assert "does nothing here" in grid.status.value
     recorder.from_browser(grid.keys, ["not", "a", "key"])  # ignored
     assert sixty.selected == 11
+
+
+def test_take_result_before_any_result_says_what_to_do(sixty: Review, recorder: Recorder) -> None:
+    grid = sixty.grid
+    grid.buttons["take"].click()
+    assert "No item is open" in grid.status.value
+    grid.tiles[2].button.click()
+    grid.buttons["open"].click()
+    grid.buttons["take"].click()
+    assert "no result yet" in grid.status.value and sixty.items[2].result is not None

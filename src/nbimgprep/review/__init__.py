@@ -6,6 +6,7 @@
 ``flags``       the cheap checks on a result (coverage, size, unchanged)
 ``exporting``   copying chosen results to a folder, every name checked first
 ``grid``        the widget: a paged grid of tiles, buttons and keys
+``keys``        what each key does (``KEYS``), and where the arrows move the selection
 ``keyboard``    :class:`KeyScope`: the grid's keys, claimed from JupyterLab (``keyboard.js``)
 ==============  ============================================================================
 """

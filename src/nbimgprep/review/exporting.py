@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 
-from ..errors import ExportConflict
+from ..errors import ExportConflict, SaveError
 from .items import ReviewItem
 
 __all__ = ["export_items"]
@@ -31,13 +31,29 @@ def export_items(
                 "rename one input, or export them to separate folders."
             )
         taken[dest] = item.label
-        if dest.exists() and not overwrite:
+        if dest.is_dir() or (dest.exists() and not overwrite):
+            kind = "a folder" if dest.is_dir() else "a file"
             raise ExportConflict(
-                f"{dest} already exists; nothing was exported. Pass overwrite=True to "
-                "replace it, or export to another folder."
+                f"{dest} already exists ({kind}); nothing was exported. Pass overwrite=True "
+                "to replace a file, or export to another folder."
             )
         plan.append((item.result.path, dest))
-    target.mkdir(parents=True, exist_ok=True)
-    for src, dest in plan:
-        shutil.copyfile(src, dest)
+    if target.exists() and not target.is_dir():
+        raise SaveError(f"{target} is a file, not a folder; nothing was exported.")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SaveError(
+            f"Cannot create the folder {target} ({exc.strerror}); nothing was exported. "
+            "Choose a folder you can write to."
+        ) from exc
+    for done, (src, dest) in enumerate(plan):
+        try:
+            shutil.copyfile(src, dest)
+        except OSError as exc:
+            raise SaveError(
+                f"Exporting to {dest} failed ({exc.strerror}) after {done} of {len(plan)} "
+                "files; free some space or choose another folder, then export again "
+                "(with overwrite=True)."
+            ) from exc
     return [dest for _, dest in plan]

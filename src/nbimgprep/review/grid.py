@@ -18,7 +18,8 @@ from ..batch_results import BADGE_COLOURS
 from ..thumbnails import CHECKERBOARD_CSS, thumbnail_of_file
 from .items import FILTERS, ReviewItem
 from .keyboard import KeyScope
-from .review import KEYS, Review
+from .keys import KEYS
+from .review import Review
 
 __all__ = ["TILE_PX", "ReviewGrid"]
 
@@ -117,6 +118,7 @@ class ReviewGrid:
                 ("reject", "Reject", "reject the selected item"),
                 ("clear", "Undecide", "clear the selected item's decision"),
                 ("open", "Open", "open the selected item below"),
+                ("take", "Take result", "the result made below becomes the opened item's"),
                 ("redo", "Redo selected", "a fresh call for the selected item"),
                 ("retry", "Retry failed", "run the failed items again"),
             )
@@ -128,6 +130,7 @@ class ReviewGrid:
             "reject": review.reject,
             "clear": review.clear,
             "open": review.open,
+            "take": review.take,
             "redo": lambda: self._start(review.redo()),
             "retry": lambda: self._start(review.retry_failed()),
         }

@@ -33,6 +33,9 @@ class ReviewItem:
     result: Result | None = None
     error: NbimgprepError | None = None
     decision: Decision | None = None
+    #: What the result was made from when that is not ``source`` (a result taken from an
+    #: ImagePrep after a crop): the flags compare the result with it.
+    made_from: Source | None = field(default=None, repr=False)
     _flags: tuple[str, ...] | None = field(default=None, repr=False)
 
     @property
@@ -45,7 +48,8 @@ class ReviewItem:
     def flags(self) -> tuple[str, ...]:
         """Computed from the result on first access, then kept (a redo computes anew)."""
         if self._flags is None:
-            self._flags = () if self.result is None else flags_of(self.result, self.source)
+            made_from = self.source if self.made_from is None else self.made_from
+            self._flags = () if self.result is None else flags_of(self.result, made_from)
         return self._flags
 
     @property
@@ -53,10 +57,12 @@ class ReviewItem:
         """The input's file name (its label's last part)."""
         return PurePath(self.label.replace("\\", "/")).name or self.label
 
-    def outcome(self, result: Result | None, error: NbimgprepError | None) -> None:
-        """Take a new outcome (a redo, a retry): flags are computed anew, and a new result
-        starts undecided."""
-        self.result, self.error, self._flags = result, error, None
+    def outcome(
+        self, result: Result | None, error: NbimgprepError | None, made_from: Source | None = None
+    ) -> None:
+        """Take a new outcome (a redo, a retry, a result taken from an ImagePrep): flags are
+        computed anew, and a new result starts undecided."""
+        self.result, self.error, self.made_from, self._flags = result, error, made_from, None
         self.decision = None
 
     def matches(self, which: Filter) -> bool:

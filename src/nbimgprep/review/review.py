@@ -17,36 +17,23 @@ from ..errors import NbimgprepError, OperationError
 from ..results import Result
 from .exporting import export_items
 from .items import DECISIONS, FILTERS, Decision, Filter, ReviewItem
+from .keys import KEYS, moved
 
 if TYPE_CHECKING:
     from ..processor import Processor
     from ..widget import ImagePrep
     from .grid import ReviewGrid
 
-__all__ = ["KEYS", "PAGE_SIZE", "Review"]
+__all__ = ["PAGE_SIZE", "Review"]
 
 #: Tiles on a page of the grid.
 PAGE_SIZE = 48
 
-#: What each key does while the grid has the focus (see :meth:`Review.press`): a method's
-#: name, or a move of the selection by one tile, one row or one page.
-KEYS: dict[str, str | tuple[str, int]] = {
-    "ArrowLeft": ("tile", -1),
-    "ArrowRight": ("tile", 1),
-    "ArrowUp": ("row", -1),
-    "ArrowDown": ("row", 1),
-    "PageUp": ("page", -1),
-    "PageDown": ("page", 1),
-    "a": "accept",
-    "r": "reject",
-    "u": "clear",
-    "Enter": "open",
-}
-
 
 class Review:
     """A batch to look through: ``review.items``, ``accept(i)``, ``reject(i)``,
-    ``clear(i)``, ``await redo(i)``, ``await retry_failed()``, ``export(folder)``.
+    ``clear(i)``, ``await redo(i)``, ``await retry_failed()``, ``open(i)`` and ``take()``,
+    ``export(folder)``.
 
     Decisions are kept as tags on the results' cache entries ("accepted", "rejected"), so a
     new Review of the same batch, in a new kernel, shows them. Shown as a cell's value, a
@@ -88,6 +75,7 @@ class Review:
         self.selected: int | None = 0 if self.items else None
         #: The ImagePrep of the item last opened (``open(i)``), shown below the grid.
         self.prep: ImagePrep | None = None
+        self._opened: int | None = None
         self._listeners: list[Callable[[set[int]], object]] = []
         self._grid: ReviewGrid | None = None
 
@@ -208,20 +196,11 @@ class Review:
             getattr(self, action)()
             return
         shown = [item.index for item in self.shown]
-        if not shown:
-            return
-        move, step = action
-        first = self._page * self.page_size
-        on_page = shown.index(self.selected) - first if self.selected in shown else -1
-        if not 0 <= on_page < self.page_size:  # nothing selected here: start on the first tile
-            at = first if move != "page" else first + step * self.page_size
-        elif move == "page":
-            at = first + step * self.page_size + on_page
-        else:
-            at = first + on_page + step * (max(1, columns) if move == "row" else 1)
-        at = min(max(at, 0), len(shown) - 1)
-        self._page = at // self.page_size
-        self.select(shown[at])
+        if shown:
+            at = shown.index(self.selected) if self.selected in shown else None
+            to = moved(action, at, self._page, self.page_size, len(shown), columns)
+            self._page = to // self.page_size
+            self.select(shown[to])
 
     # -- doing again ------------------------------------------------------------------------
 
@@ -270,8 +249,28 @@ class Review:
 
         item = self._item(self._chosen(index))
         self.prep = ImagePrep(item.source, self._proc)
+        self._opened = item.index
         self._changed(set())
         return self.prep
+
+    def take(self) -> Result:
+        """Make the result of the opened ImagePrep (a crop and another operation, say) the
+        opened item's result: its tile shows it, it starts undecided, and ``export``
+        copies it under the input's name."""
+        if self.prep is None or self._opened is None:
+            raise OperationError(
+                "No item is open: open one (review.open(i), or Enter), make a result in its "
+                "ImagePrep, then take it."
+            )
+        item = self.items[self._opened]
+        result = self.prep.result
+        if result is None:
+            raise OperationError(
+                f"The ImagePrep of {item.name} has no result yet: press an operation there."
+            )
+        item.outcome(result, None, made_from=self.prep.result_input)
+        self._changed({item.index})
+        return result
 
     # -- exporting --------------------------------------------------------------------------
 

@@ -110,6 +110,7 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         self.buttons: Buttons = self._controls.buttons
         self.canvas = self._layers.canvas
         self._result: Result | None = None
+        self._result_input: InputImage | None = None  # what the shown result was made from
         self._compare_input: Thumbnail | None = None  # the preview of the result's input
         self._history: list[HistoryStep] = []
         self._last: tuple[InputImage, str, dict[str, Any]] | None = None
@@ -159,6 +160,12 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
     def result(self) -> Result | None:
         """The last operation's :class:`~nbimgprep.processor.Result`, or None."""
         return self._result
+
+    @property
+    def result_input(self) -> ImageRef | None:
+        """The input the last result was made from (after a crop, the cropped image), or
+        None with no result."""
+        return None if self._result_input is None else self._result_input.ref()
 
     @property
     def history(self) -> list[HistoryStep]:
@@ -284,10 +291,11 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         self._controls.show_input(source.name, source.sha256, source.size, self._proc.backend.name)
         self._crop_input.sync_fields()
 
-    def _set_result(self, result: Result | None) -> None:
+    def _set_result(self, result: Result | None, made_from: InputImage | None = None) -> None:
         """Show a result's preview, made from its file (``result.image`` is never touched:
         it would keep the full-size pixels for as long as the result is shown)."""
         self._result = result
+        self._result_input = made_from if result is not None else None
         preview = None if result is None else result_preview(result.path, self._max_preview)
         shown = self._layers.preview
         self._compare_input = shown.thumb if result is not None and shown is not None else None
@@ -328,7 +336,7 @@ class ImagePrep(W.VBox):  # type: ignore[misc]
         finally:
             self.set_trait("busy", False)
             self._update_buttons()
-        self._set_result(result)
+        self._set_result(result, source)
         self._add_step(HistoryStep.of_result(result, self._proc.image(result.path).sha256[:12]))
         self._show(result_status(result))
         return result
