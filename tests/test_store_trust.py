@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -255,6 +256,38 @@ def test_a_root_shared_with_a_group_on_purpose_gives_the_group_access(tmp_path: 
             assert mode & 0o770 == 0o770, f"{name} is {oct(mode)}"
         else:
             assert mode & 0o777 == 0o660, f"{name} is {oct(mode)}"
+
+
+@pytest.fixture
+def default_umask() -> Iterator[None]:
+    """The usual umask (022), which takes the group's write bit off whatever it is not
+    explicitly given back."""
+    before = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(before)
+
+
+def test_a_group_shared_root_gives_the_group_its_lock_and_journal_files_too(
+    tmp_path: Path, testdata: Path, default_umask: None
+) -> None:
+    from nbimgprep.journal import RequestJournal
+
+    root = tmp_path / "team-cache"
+    root.mkdir()
+    root.chmod(0o2770)
+    proc = Processor(CountingBackend(), cache_dir=root)
+    result = proc.run_sync("upscale", testdata / "chelsea.png")
+    RequestJournal(root).write(result.key, "request-1", "fal-ai/esrgan")
+    modes = _modes(root)
+    # A group member can take the per-key lock (it is opened for writing) and resume the journal.
+    assert modes[f"locks/{result.key}.lock"] == 0o660
+    assert modes[f"journal/{result.key}.json"] == 0o660
+    assert modes["journal"] == 0o2770 and modes["locks"] == 0o2770
+    for name, mode in modes.items():
+        assert mode & 0o777 == (0o770 if (root / name).is_dir() else 0o660), f"{name}: {oct(mode)}"
+    proc.close()
 
 
 # -- bad locations -------------------------------------------------------------------------------

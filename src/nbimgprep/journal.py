@@ -10,9 +10,10 @@ next call for that key, holding the key's lock (so the dead process cannot still
 hands the id to the backend to re-attach to instead of submitting again.
 
 One small JSON file per key, ``<store root>/journal/<key>.json``: written to a temporary name
-and renamed (a kill never leaves half a file), folder 0700 and files 0600 like the rest of
-the store. The journal never fails a call: a store that cannot be written simply has no
-journal (the call runs, without the crash guarantee), and an unreadable entry is ignored.
+and renamed (a kill never leaves half a file), with the modes of the rest of the store
+(folder 0700 and files 0600, or the group's access in a root shared with a group). The journal
+never fails a call: a store that cannot be written simply has no journal (the call runs,
+without the crash guarantee), and an unreadable entry is ignored.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .store.layout import Modes, StoreLayout, create_file, create_folder
 
 __all__ = ["Pending", "RequestJournal"]
 
@@ -43,7 +46,8 @@ class RequestJournal:
     """The pending remote requests of one store, by cache key."""
 
     def __init__(self, store_root: str | os.PathLike[str]) -> None:
-        self.folder = Path(store_root) / "journal"
+        self._layout = StoreLayout(Path(store_root))
+        self.folder = self._layout.journal
 
     def __repr__(self) -> str:
         return f"RequestJournal({str(self.folder)!r})"
@@ -65,8 +69,12 @@ class RequestJournal:
         target = self._path(key)
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            modes = Modes.of(self._layout.root)
+            create_folder(self.folder, modes.folder)
+            temporary.unlink(missing_ok=True)  # left by a process of this pid that died
+            fd = create_file(temporary, modes.file)
+            if fd is None:
+                raise FileExistsError(temporary)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(record, f)
             os.replace(temporary, target)
@@ -88,4 +96,4 @@ class RequestJournal:
             return []
 
     def _path(self, key: str) -> Path:
-        return self.folder / f"{Path(key).name}.json"  # a key is a hex digest; never a path
+        return self._layout.journal_path(key)

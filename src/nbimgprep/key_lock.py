@@ -12,6 +12,8 @@ from pathlib import Path
 
 from filelock import AsyncFileLock
 
+from .store.layout import create_file
+
 __all__ = ["KeyLock"]
 
 
@@ -48,10 +50,14 @@ class KeyLock:
 
 
 def _can_create(path: Path, mode: int) -> bool:
-    """Whether the lock file can be opened for writing (its folder made if need be)."""
+    """Whether the lock file can be opened for writing (its folder made if need be). A new
+    one is made with ``mode`` past the umask, so a group sharing the store can take it."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, mode))
+        path.parent.mkdir(parents=True, exist_ok=True)  # made by the store, with its mode
+        fd = create_file(path, mode, os.O_RDWR)
+        if fd is None:  # there already: its maker gave it its mode
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+        os.close(fd)
     except OSError:
         return False
     return True

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .errors import StoreError, StoreNotFound
 from .store import CACHE_DIR_ENV
+from .store.layout import StoreLayout, refuse_a_file
 
 if TYPE_CHECKING:
     from .store import ResultStore
@@ -39,9 +40,8 @@ def open_store(
 
     root = default_cache_dir() if cache_dir is None else user_path(cache_dir, "cache directory")
     try:
-        if root.exists() and not root.is_dir():
-            raise StoreError(f"The cache directory {root} is a file; give a folder ({_SETTING}).")
-        if not create and not _holds_store(root):
+        refuse_a_file(root, f"Give a folder ({_SETTING}).")
+        if not create and not StoreLayout(root).holds_store():
             raise StoreNotFound(
                 f"No nbimgprep cache at {root}: nothing has been cached there, and nothing was "
                 f"created. Check the cache directory ({_SETTING}), or process an image first."
@@ -80,8 +80,3 @@ def user_path(path: str | os.PathLike[str], what: str) -> Path:
             f"The {what} {text!r} starts with ~ but names no user on this machine; "
             "give the full path."
         ) from None
-
-
-def _holds_store(root: Path) -> bool:
-    """Whether ``root`` holds a store: its index, or the sidecars the index is rebuilt from."""
-    return (root / "index.sqlite").exists() or (root / "entries").is_dir()

@@ -1,18 +1,15 @@
 """The persistent, content-addressed result cache: :class:`ResultStore` and what it returns.
 
-Layout under the store root (``NBIMGPREP_CACHE_DIR``, default ``./.cache/nbimgprep``)::
+Under the store root (``NBIMGPREP_CACHE_DIR``, default ``./.cache/nbimgprep``): result files
+named by their own SHA-256, one JSON sidecar per entry (the truth), an SQLite index over them,
+per-key locks, the request journal and a folder of files being written; :mod:`.layout` names
+each one and the modes they are made with.
 
-    results/ab/ab12...ef.png    result bytes, named by their own SHA-256
-    entries/9f/9f3c...01.json   one JSON sidecar per cache entry: the source of truth
-    index.sqlite                SQLite (WAL) index over the sidecars, plus hit counters and
-                                the file-hash memo; rebuildable from the sidecars
-    locks/                      per-key lock files (one backend call per key across processes)
-    tmp/                        files being written, renamed into place when complete
-
-The modules: ``entry`` (the Entry and its one field list), ``files`` (blobs, sidecars, atomic
-writes, the one unlink), ``index`` (SQLite), ``stats``, ``memo`` (the file-hash memo),
-``usage`` (hit counts, batched), ``query`` (``find``), ``maintenance`` (clean, verify,
-rebuild), ``legacy`` (the original app's JSON), ``result_store`` (the facade).
+The modules: ``layout`` (where each file lives, and its mode), ``entry`` (the Entry and its
+one field list), ``files`` (blobs, sidecars, atomic writes, the one unlink), ``index``
+(SQLite), ``stats``, ``memo`` (the file-hash memo), ``usage`` (hit counts, batched),
+``query`` (``find``), ``maintenance`` (clean, verify, rebuild), ``orphans`` (result files no
+entry points to), ``legacy`` (the original app's JSON), ``result_store`` (the facade).
 """
 
 from __future__ import annotations

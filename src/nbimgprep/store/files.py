@@ -1,11 +1,5 @@
-"""The store's files: where each one lives, atomic writes, sidecars, and the one unlink.
-
-Layout under the store root::
-
-    results/ab/ab12...ef.png    result bytes, named by their own SHA-256
-    entries/9f/9f3c...01.json   one JSON sidecar per cache entry: the source of truth
-    locks/                      per-key lock files (one backend call per key across processes)
-    tmp/                        files being written, renamed into place when complete
+"""The store's files: atomic writes, sidecars, and the one unlink (where each file lives,
+and the modes they are made with, are :mod:`.layout`'s).
 
 Every write goes to ``tmp/``, is fsynced and renamed into place, so a reader sees the old
 file or the new one; what a killed writer leaves in ``tmp/`` is removed at a later open once
@@ -23,7 +17,6 @@ import functools
 import json
 import os
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -36,6 +29,7 @@ from filelock import Timeout as LockTimeout
 from ..errors import StoreError
 from ..images import sha256_stream
 from .entry import Entry, from_sidecar, to_sidecar
+from .layout import Modes, StoreLayout, create_file, create_folder, refuse_a_file
 
 __all__ = ["CACHE_DIR_ENV", "DEFAULT_CACHE_FOLDER", "StoreFiles", "default_cache_dir"]
 
@@ -43,8 +37,6 @@ __all__ = ["CACHE_DIR_ENV", "DEFAULT_CACHE_FOLDER", "StoreFiles", "default_cache
 CACHE_DIR_ENV = "NBIMGPREP_CACHE_DIR"
 #: The store's folder under the working directory when the variable is not set.
 DEFAULT_CACHE_FOLDER = Path(".cache", "nbimgprep")
-
-_FOLDERS = ("results", "entries", "locks", "tmp")
 
 #: A file in ``tmp/`` older than this was left by a writer that died: removed at open.
 STALE_TMP_SECONDS = 300.0
@@ -85,46 +77,51 @@ class StoreFiles:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._results = root / "results"
+        self.layout = StoreLayout(root)
+        self._results = self.layout.results
         self.read_only = False
-        self.dir_mode = 0o700
-        self.file_mode = 0o600
+        self.modes = Modes()
+
+    @property
+    def dir_mode(self) -> int:
+        return self.modes.folder
+
+    @property
+    def file_mode(self) -> int:
+        return self.modes.file
 
     def create(self) -> None:
         """Make the store's folders (0700), or find the store read-only, or say clearly why
         it cannot be used."""
         advice = f"Set {CACHE_DIR_ENV} or pass cache_dir= to a writable folder."
-        if self.root.exists() and not self.root.is_dir():
-            raise StoreError(f"The cache directory {self.root} is a file, not a folder. {advice}")
+        refuse_a_file(self.root, advice)
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise StoreError(
                 f"Cannot create the cache directory {self.root} ({exc.strerror}). {advice}"
             ) from None
-        group = stat.S_IMODE(self.root.stat().st_mode) & 0o070
-        self.dir_mode = 0o700 | group
-        self.file_mode = 0o600 | (group & 0o060)
+        self.modes = Modes.of(self.root)
         self.read_only = not os.access(self.root, os.W_OK | os.X_OK)
         if self.read_only:
-            if not (self.root / "entries").is_dir() and any(self.root.iterdir()):
+            if not self.layout.entries.is_dir() and any(self.root.iterdir()):
                 raise StoreError(f"{self.root} is read-only and holds no nbimgprep store.")
             return
         try:
-            for sub in _FOLDERS:
-                self.make_folder(self.root / sub)
+            for folder in self.layout.folders:
+                self.make_folder(folder)
         except OSError as exc:
             raise StoreError(
-                f"Cannot create the cache directory {self.root / sub} ({exc.strerror}). {advice}"
+                f"Cannot create the cache directory {folder} ({exc.strerror}). {advice}"
             ) from None
-        self.read_only = not os.access(self.root / "entries", os.W_OK | os.X_OK)
+        self.read_only = not os.access(self.layout.entries, os.W_OK | os.X_OK)
         self.remove_stale_tmp()
 
     def remove_stale_tmp(self, older_than: float = STALE_TMP_SECONDS) -> int:
         """Remove what writers that died left in ``tmp/``. Returns how many files."""
         cutoff = time.time() - older_than
         removed = 0
-        for leftover in (self.root / "tmp").iterdir():
+        for leftover in self.layout.tmp.iterdir():
             with contextlib.suppress(OSError):
                 if leftover.lstat().st_mtime < cutoff:
                     self.unlink(leftover)
@@ -134,24 +131,13 @@ class StoreFiles:
     def make_private(self, path: Path) -> None:
         """Create ``path`` (empty) with the store's file mode if it does not exist yet: SQLite
         then keeps that mode (the index's -wal and -shm copy it)."""
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, self.file_mode)
-        except FileExistsError:
-            return
-        try:
-            os.fchmod(fd, self.file_mode)  # past the umask
-        finally:
+        fd = create_file(path, self.file_mode)
+        if fd is not None:
             os.close(fd)
 
     def make_folder(self, path: Path) -> None:
         """Create a folder with the store's folder mode (past the umask), if it is missing."""
-        if path.is_dir():
-            return
-        try:
-            path.mkdir(mode=self.dir_mode)
-        except FileExistsError:
-            return
-        path.chmod(self.dir_mode | (stat.S_IMODE(path.stat().st_mode) & stat.S_ISGID))
+        create_folder(path, self.dir_mode)
 
     # -- where things live -------------------------------------------------------------------
 
@@ -159,17 +145,17 @@ class StoreFiles:
         return Path(f"{self._results}/{name[:2]}/{name}")  # one Path, not three joins: hot
 
     def sidecar_path(self, key: str) -> Path:
-        return self.root / "entries" / key[:2] / f"{key}.json"
+        return self.layout.sidecar_path(key)
 
     def lock_path(self, key: str) -> Path:
-        return self.root / "locks" / f"{key}.lock"
+        return self.layout.lock_path(key)
 
     # -- writing -------------------------------------------------------------------------------
 
     def write_atomic(self, target: Path, data: bytes) -> None:
         """Write ``data`` to ``target`` through ``tmp/``: fsynced, then renamed into place."""
         self.make_folder(target.parent)
-        fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", prefix=target.name[:16])
+        fd, tmp_name = tempfile.mkstemp(dir=self.layout.tmp, prefix=target.name[:16])
         try:
             if self.file_mode != 0o600:
                 os.fchmod(fd, self.file_mode)
@@ -209,11 +195,11 @@ class StoreFiles:
         return entry if entry is not None and entry.key == key else None
 
     def has_sidecars(self) -> bool:
-        return next((self.root / "entries").glob("*/*.json"), None) is not None
+        return next(self.layout.entries.glob("*/*.json"), None) is not None
 
     def sidecars(self) -> Iterator[Entry]:
         """Every readable sidecar's entry (the truth the index is rebuilt from)."""
-        for path in (self.root / "entries").glob("*/*.json"):
+        for path in self.layout.entries.glob("*/*.json"):
             entry = self.read_sidecar(path)
             if entry is not None:
                 yield entry

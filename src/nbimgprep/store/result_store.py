@@ -78,7 +78,7 @@ class ResultStore:
 
     @property
     def index_path(self) -> Path:
-        return self.root / "index.sqlite"
+        return self._files.layout.index
 
     @property
     def read_only(self) -> bool:
