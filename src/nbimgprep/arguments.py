@@ -330,7 +330,7 @@ def _add_run_command(
     sub.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the plan (hits, fresh calls, output megapixels); call nothing",
+        help="print the plan (hits, shared hits, fresh calls, output megapixels); call nothing",
     )
 
 

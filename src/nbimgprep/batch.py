@@ -3,32 +3,27 @@
 ``run_many`` is ``Processor.run`` per item, with a bound on the calls in flight that backs off
 on 429s (:mod:`nbimgprep.throttle`), a progress bar (tqdm.auto: a widget in a notebook, text
 in a terminal), per-item errors kept in the item's place, and an optional budget of fresh
-calls. ``plan`` says beforehand how many items are hits and what the fresh ones would make,
-without calling a backend. Hashing, decoding and listing folders run in worker threads, never
-on the event loop.
+calls (given out by :mod:`nbimgprep.plan`'s survey, which ``plan`` also answers from). The
+inputs are those of :mod:`nbimgprep.sources`. Hashing, decoding and listing folders run in
+worker threads, never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
-import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal
 
-from PIL import Image
-
-from .batch_results import Batch, BatchItem, Plan
-from .errors import BudgetExceeded, ImageError, NbimgprepError, OperationError, RateLimited
-from .images import ImageRef
+from .batch_results import Batch, BatchItem
+from .errors import BudgetExceeded, NbimgprepError, OperationError, RateLimited
 from .operations import get_operation
-from .pixels import open_image
+from .plan import plan, survey
 from .results import ProgressCallback, ProgressEvent, Result, Source
+from .sources import IMAGE_SUFFIXES, Sources, expand_sources, named
 from .throttle import DEFAULT_CONCURRENCY, Throttle
 
 if TYPE_CHECKING:
@@ -36,14 +31,9 @@ if TYPE_CHECKING:
 
 __all__ = ["IMAGE_SUFFIXES", "Sources", "expand_sources", "plan", "run_many"]
 
-#: What a folder's images are: files with these suffixes (any case).
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".jfif"}
-)
 #: A call refused this many times with 429 in a row fails after all (the API is not recovering).
 MAX_RATE_LIMITED_TRIES = 50
 OnError = Literal["collect", "raise"]
-Sources: TypeAlias = "Source | Iterable[Source]"
 
 
 @dataclass(frozen=True)
@@ -51,129 +41,6 @@ class _Input:
     index: int
     source: Source
     label: str
-
-
-# -- the inputs -------------------------------------------------------------------------------
-
-
-def expand_sources(sources: Sources) -> list[tuple[Source, str]]:
-    """Each input with the label its errors use: a folder becomes its images (sorted), a glob
-    its matching files (sorted), anything else stays one input."""
-    given: Iterable[Source] = [sources] if _is_single(sources) else sources  # type: ignore[list-item,assignment]
-    out: list[tuple[Source, str]] = []
-    for i, source in enumerate(given):
-        if isinstance(source, (str, os.PathLike)):
-            out += [(p, str(p)) for p in _paths(source)]
-        else:
-            out.append((source, _label(i, source)))
-    return out
-
-
-def _is_single(sources: object) -> bool:
-    single = (str, os.PathLike, bytes, bytearray, memoryview, ImageRef, Image.Image)
-    return isinstance(sources, single) or hasattr(sources, "read")
-
-
-def _paths(source: str | os.PathLike[str]) -> list[Path]:
-    path = Path(source).expanduser()
-    if path.is_dir():
-        found = sorted(
-            p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-        )
-        if not found:
-            raise ImageError(f"{path}: the folder holds no images ({_suffix_list()}).")
-        return found
-    text = str(source)
-    if not path.exists() and glob.has_magic(text):
-        matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True))
-        files = [m for m in matches if m.is_file()]
-        if not files:
-            raise ImageError(f"{text}: the pattern matches no files.")
-        return files
-    return [path]  # a file, or a missing one that fails in its own place
-
-
-def _suffix_list() -> str:
-    return ", ".join(sorted(IMAGE_SUFFIXES))
-
-
-def _label(index: int, source: object) -> str:
-    if isinstance(source, ImageRef):
-        return source.name
-    name = getattr(source, "name", None)
-    if isinstance(name, str):
-        return name
-    kind = "PIL image" if isinstance(source, Image.Image) else type(source).__name__
-    return f"item {index} ({kind})"
-
-
-def _named(exc: BaseException, label: str) -> NbimgprepError:
-    """The error with the input named in its message (same class, same attributes)."""
-    if not isinstance(exc, NbimgprepError):
-        named = NbimgprepError(f"{label}: {type(exc).__name__}: {exc}")
-        named.__cause__ = exc
-        return named
-    message = str(exc)
-    if label in message:
-        return exc
-    renamed = type(exc).__new__(type(exc))
-    renamed.__dict__.update(exc.__dict__)
-    renamed.args = (f"{label}: {message}",)
-    renamed.__cause__ = exc.__cause__
-    return renamed.with_traceback(exc.__traceback__)
-
-
-# -- the plan ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Survey:
-    """One input, keyed and looked up without counting: a hit, a fresh call, or unreadable."""
-
-    image: ImageRef | None
-    hit: bool
-    megapixels: float
-    error: NbimgprepError | None
-
-
-def _survey(proc: Processor, operation: str, source: Source, label: str, params: Any) -> _Survey:
-    op = get_operation(operation)
-    canonical = op.canonical_params(params)  # a bad parameter is the caller's error: raise
-    try:
-        image = proc.image(source)
-        key = proc.key_for(op.name, image, **canonical)
-        if proc.store.get(key) is not None:
-            return _Survey(image, True, 0.0, None)
-        width, height = op.output_size(_header_size(image), canonical)
-        return _Survey(image, False, width * height / 1e6, None)
-    except NbimgprepError as exc:
-        return _Survey(None, False, 0.0, _named(exc, label))
-
-
-def _header_size(image: ImageRef) -> tuple[int, int]:
-    """(width, height) from the file's header alone where there is a file. EXIF orientation
-    is left out: turning an image does not change its megapixels, all a plan needs."""
-    if image.path is None:
-        return image.size
-    try:
-        with open_image(image.path) as header:
-            width, height = header.size
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return image.size  # decoding names the problem
-    return int(width), int(height)
-
-
-def plan(proc: Processor, operation: str, sources: Sources, **params: Any) -> Plan:
-    """How many of ``sources`` are hits and how many would be fresh calls (with their output
-    megapixels); no backend call, and nothing counted as a hit or a miss."""
-    surveys = [_survey(proc, operation, s, label, params) for s, label in expand_sources(sources)]
-    fresh = [s for s in surveys if s.error is None and not s.hit]
-    return Plan(
-        hits=sum(s.hit for s in surveys),
-        fresh=len(fresh),
-        fresh_megapixels=sum(s.megapixels for s in fresh),
-        failed=sum(s.error is not None for s in surveys),
-    )
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -244,11 +111,11 @@ async def run_many(
                 throttle.rate_limited(epoch, exc.retry_after)
                 if tries < MAX_RATE_LIMITED_TRIES:
                     continue
-                outcome: Result | NbimgprepError = _named(exc, item.label)
+                outcome: Result | NbimgprepError = named(exc, item.label)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                outcome = _named(exc, item.label)
+                outcome = named(exc, item.label)
             else:
                 if not result.cache_hit:
                     throttle.succeeded()
@@ -358,14 +225,13 @@ async def _apply_budget(
     """Give the first ``max_fresh`` would-be fresh items (in input order) a call; the rest
     hold :class:`BudgetExceeded`. Hits cost nothing and always run."""
 
-    def survey_all() -> list[_Survey]:
-        return [_survey(proc, operation, i.source, i.label, params) for i in inputs]
-
+    pairs = [(i.source, i.label) for i in inputs]
+    surveys = await asyncio.to_thread(survey, proc, operation, pairs, params)
     left = max_fresh
-    for item, survey in zip(inputs, await asyncio.to_thread(survey_all), strict=True):
-        if survey.image is not None:
-            runnable[item.index] = survey.image  # hashed once, reused by the run
-        if survey.error is not None or (survey.hit and not refresh):
+    for item, found in zip(inputs, surveys, strict=True):
+        if found.image is not None:
+            runnable[item.index] = found.image  # hashed once, reused by the run
+        if found.error is not None or (found.hit and not refresh):
             continue
         if left > 0:
             left -= 1

@@ -1,7 +1,7 @@
-"""What a batch hands back: :class:`Batch` (every item's outcome, in input order) and
-:class:`Plan` (what a batch would cost, before paying). Plain data that shows itself: a
-thumbnail grid with a hit / fresh / failed badge per item in a notebook, the summary and the
-failures as text.
+"""What a batch hands back: :class:`Batch` (every item's outcome, in input order). Plain data
+that shows itself: a thumbnail grid with a hit / fresh / failed badge per item in a notebook,
+the summary and the failures as text. (:class:`Plan`, what a batch would cost before paying,
+lives in :mod:`nbimgprep.plan` and is importable from here too.)
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .errors import BudgetExceeded, NbimgprepError
+from .plan import Plan
 from .results import Result, Source
 from .thumbnails import CHECKERBOARD_CSS, thumbnail_of_file
 
@@ -186,36 +187,3 @@ def _tile(item: BatchItem) -> str:
 def _short(label: str, keep: int = 14) -> str:
     tail = label.replace("\\", "/").rsplit("/", 1)[-1]
     return tail if len(tail) <= keep else tail[: keep - 1] + "…"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a batch would do, found without calling any backend: how many items are cache
-    hits, how many would be fresh (paid) calls, and the output megapixels of the fresh ones
-    (the unit fal.ai bills upscales by). ``failed`` counts inputs that could not be read."""
-
-    hits: int
-    fresh: int
-    fresh_megapixels: float
-    failed: int = 0
-
-    def __str__(self) -> str:
-        line = (
-            f"{self.hits} hits, {self.fresh} fresh calls "
-            f"({self.fresh_megapixels:,.1f} MP of output)"
-        )
-        return line + (f", {self.failed} unreadable" if self.failed else "")
-
-    def _repr_html_(self) -> str:
-        rows = [
-            ("cache hits (free)", f"{self.hits:,}"),
-            ("fresh calls", f"{self.fresh:,}"),
-            ("output megapixels of the fresh calls", f"{self.fresh_megapixels:,.1f}"),
-        ]
-        if self.failed:
-            rows.append(("unreadable inputs", f"{self.failed:,}"))
-        body = "".join(
-            f'<tr><td style="text-align:left">{k}</td><td style="text-align:right">{v}</td></tr>'
-            for k, v in rows
-        )
-        return f"<table>{body}</table>"

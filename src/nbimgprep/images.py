@@ -78,9 +78,10 @@ class FileStamp:
 
     @classmethod
     def of(cls, path: Path) -> FileStamp:
-        st = path.stat()
+        st = path.stat()  # a missing file or a symlink loop raises here
+        # os.path.realpath, not Path.resolve: the same string without a second stat().
         return cls(
-            str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_dev
+            os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_dev
         )
 
 

@@ -248,9 +248,10 @@ class Processor:
         return self._loop_thread.run(self.run_many(operation, sources, **options))
 
     def plan(self, operation: str, sources: Sources, **params: Any) -> Plan:
-        """How many of ``sources`` are cache hits and how many would be fresh calls (and
-        their output megapixels), without calling the backend. A plain method: fine inside
-        a running event loop."""
+        """How many of ``sources`` are cache hits (local, and in the shared tier if there is
+        one) and how many would be fresh calls (and their output megapixels), without calling
+        the backend (see :mod:`nbimgprep.plan`). A plain method: fine inside a running event
+        loop."""
         return batch.plan(self, operation, sources, **params)
 
     async def _join_flight(self, request: _Request, on_progress: ProgressCallback | None) -> Result:

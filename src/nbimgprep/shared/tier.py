@@ -95,6 +95,11 @@ class SharedTier:
         """This process's s3fs filesystem (the maintenance commands list and delete with it)."""
         return self._fs.get()
 
+    def reachable(self) -> bool:
+        """False while the tier is in its quiet period after a failure (lookups then answer
+        None without a request); a plan says so instead of counting on it."""
+        return not OUTAGES.down(self.url, self._clock())
+
     def forget_outage(self) -> None:
         """Try the tier again at once, without waiting out ``retry_after`` (after a fix)."""
         OUTAGES.forget(self.url)
