@@ -229,10 +229,14 @@ def assert_every_entry_is_made_from_its_image(store: ResultStore, colours: dict[
         assert got == ImageColor.getrgb(colours[entry.image_hash]), entry
 
 
+@pytest.mark.parametrize("kept", [True, False], ids=["bytes kept", "over the bound"])
 async def test_a_file_changed_between_hashing_and_processing_stores_nothing_wrong(
-    tmp_path: Path, counting_backend: CountingBackend
+    tmp_path: Path, counting_backend: CountingBackend, monkeypatch: pytest.MonkeyPatch, kept: bool
 ) -> None:
     from nbimgprep import Processor
+
+    if not kept:  # a file past the bound: hashed streaming, read and re-hashed to be processed
+        monkeypatch.setattr("nbimgprep.images.READ_ONCE_BYTES", 10)
 
     proc = Processor(counting_backend, cache_dir=tmp_path / "cache")
     photo = solid_png(tmp_path / "photo.png", "red")
@@ -273,6 +277,70 @@ async def test_a_file_changed_during_the_backend_call_is_stored_as_it_was_hashed
     second = await proc.run("upscale", photo)  # the blue file: a new image, a miss
     assert not second.cache_hit and second.image_hash != first.image_hash
     assert_every_entry_is_made_from_its_image(proc.store, colours)
+
+
+class ReadCounter:
+    """Counts how often one file is opened, through Python's ``open`` (which pathlib,
+    Pillow and nbimgprep all read files with)."""
+
+    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        import builtins
+
+        self.path, self.reads = path.resolve(), 0
+        real_open = io.open
+
+        def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(file, (str, Path)) and Path(file).resolve() == self.path:
+                self.reads += 1
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(io, "open", counting_open)
+        monkeypatch.setattr(builtins, "open", counting_open)
+
+
+async def test_a_miss_on_a_new_file_reads_it_once(
+    tmp_path: Path, counting_backend: CountingBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbimgprep import Processor
+
+    proc = Processor(counting_backend, cache_dir=tmp_path / "cache")
+    photo = solid_png(tmp_path / "photo.png", "red")
+    counter = ReadCounter(photo, monkeypatch)
+    result = await proc.run("upscale", photo, scale=2)  # hashed, decoded, processed, stored
+    assert not result.cache_hit and counting_backend.calls == 1
+    assert counter.reads == 1
+    # The bytes processed are the bytes hashed: the key's hash, the stored result's pixels.
+    assert result.image_hash == sha256_of(photo)
+    assert result.image.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+
+
+async def test_a_file_past_the_bound_is_not_kept_in_memory_but_read_again(
+    tmp_path: Path, counting_backend: CountingBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbimgprep import Processor
+
+    proc = Processor(counting_backend, cache_dir=tmp_path / "cache")
+    photo = solid_png(tmp_path / "photo.png", "red")
+    monkeypatch.setattr("nbimgprep.images.READ_ONCE_BYTES", photo.stat().st_size - 1)
+    counter = ReadCounter(photo, monkeypatch)
+    result = await proc.run("upscale", photo, scale=2)
+    assert counter.reads == 2  # hashed streaming, then read (and hashed again) to decode
+    assert not result.cache_hit and result.image_hash == sha256_of(photo)
+
+
+def test_only_a_call_about_to_process_keeps_the_bytes_it_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo = solid_png(tmp_path / "photo.png", "red")
+    counter = ReadCounter(photo, monkeypatch)
+    hashed_only = ImageRef(photo)
+    hashed_only.sha256  # a batch's lookup, the widget's input: nothing kept  # noqa: B018
+    hashed_only.open()
+    assert counter.reads == 2
+    processing = ImageRef(photo)
+    assert processing.sha256_for_processing() == hashed_only.sha256
+    processing.open()
+    assert counter.reads == 3
 
 
 async def test_a_hit_costs_a_stat_and_no_read(

@@ -7,6 +7,10 @@ needed (a miss, a crop, a preview), and that is where bad input is caught and na
 The bytes processed are the bytes hashed: when a file's bytes are read to be decoded or
 sent, they are hashed again and must match the hash the cache key was made from. A file
 that changed in between is refused (nothing is processed or stored under the old hash).
+A call that goes on to process the image on a miss hashes it with
+:meth:`ImageRef.sha256_for_processing`, which keeps the bytes it read (for a file of at most
+:data:`READ_ONCE_BYTES`): those very bytes are then decoded and sent, so a miss reads its
+input once, and a ``stat()`` stands in for the second read and hash.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from .pixels import (
 
 __all__ = [
     "MAX_PIXELS",
+    "READ_ONCE_BYTES",
     "FileStamp",
     "HashMemo",
     "ImageRef",
@@ -48,6 +53,9 @@ __all__ = [
 ]
 
 CHUNK = 1 << 20
+#: The largest file whose bytes are kept from hashing to processing (64 MiB): bigger ones are
+#: hashed streaming (constant memory) and read again, and re-hashed, when they are processed.
+READ_ONCE_BYTES = 64 << 20
 CROP_IDENTITY = b"nbimgprep-crop-v1"
 # Formats a model endpoint accepts as they are; anything else is sent as PNG.
 PASSTHROUGH_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -96,9 +104,26 @@ class HashMemo(Protocol):
 def sha256_stream(stream: IO[bytes]) -> str:
     """SHA-256 of a binary stream, read in 1 MiB chunks (constant memory)."""
     digest = hashlib.sha256()
+    _feed(digest, stream)
+    return digest.hexdigest()
+
+
+def _feed(digest: hashlib._Hash, stream: IO[bytes]) -> None:
     for chunk in iter(lambda: stream.read(CHUNK), b""):
         digest.update(chunk)
-    return digest.hexdigest()
+
+
+def _sha256_keeping(stream: IO[bytes], size: int, keep_up_to: int) -> tuple[str, bytes | None]:
+    """SHA-256 of a file ``stat()`` found ``size`` bytes long, and its bytes if it holds at
+    most ``keep_up_to`` (read in one go; else streamed, and nothing kept)."""
+    if size > keep_up_to:
+        return sha256_stream(stream), None
+    data = stream.read(size + 1)
+    digest = hashlib.sha256(data)
+    if len(data) <= size:
+        return digest.hexdigest(), data or None
+    _feed(digest, stream)  # it grew since the stat: hash the rest, keep nothing
+    return digest.hexdigest(), None
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,6 +164,9 @@ class ImageRef:
         self._render = origin.render
         self._sha256 = origin.sha256
         self._memo = memo if memo is not None else origin.memo
+        # The bytes read when the file was hashed, and its stamp before that read: what
+        # ``data`` serves while the file still has that stamp (never copied to another ref).
+        self._hashed_bytes: tuple[bytes, FileStamp] | None = None
         self.name: str = name or origin.name
 
     # -- identity -----------------------------------------------------------------------
@@ -153,13 +181,29 @@ class ImageRef:
                 self._sha256 = self._hash_file(self._path)
         return self._sha256
 
+    def sha256_for_processing(self, keep_up_to: int | None = None) -> str:
+        """:attr:`sha256`, for a caller that decodes or sends the image next on a miss.
+
+        When the file must be read to be hashed (the memo does not know it) and holds at
+        most ``keep_up_to`` bytes (default :data:`READ_ONCE_BYTES`), the bytes read are
+        kept, and :attr:`data` serves those very bytes while the file keeps the stamp it had
+        before they were read (one ``stat()``); a file changed since is read again and
+        compared, as always. A miss then reads its input once; a hit drops the bytes with
+        the ref. Plain :attr:`sha256` keeps nothing (a batch hashes thousands of inputs).
+        """
+        if self._sha256 is None and self._path is not None:
+            limit = READ_ONCE_BYTES if keep_up_to is None else keep_up_to
+            self._sha256 = self._hash_file(self._path, limit)
+        return self.sha256
+
     @property
     def path(self) -> Path | None:
         """The file this image was read from, if any."""
         return self._path
 
-    def _hash_file(self, path: Path) -> str:
-        """The memo's answer for an unchanged file (one stat, no read), else a streamed hash."""
+    def _hash_file(self, path: Path, keep_up_to: int = 0) -> str:
+        """The memo's answer for an unchanged file (one stat, no read), else the hash of one
+        read of it (whose bytes are kept if the file holds at most ``keep_up_to``)."""
         stamp = self._stamp(path)
         if stamp.size == 0:
             raise ImageError(f"{self.name}: the file is empty (0 bytes).")
@@ -169,10 +213,12 @@ class ImageRef:
                 return known
         try:
             with path.open("rb") as f:
-                digest = sha256_stream(f)
+                digest, data = _sha256_keeping(f, stamp.size, keep_up_to)
         except PATH_ERRORS as exc:
             raise self._unreadable(exc) from None
         self._remember(path, stamp, digest)
+        if data is not None:
+            self._hashed_bytes = (data, stamp)
         return digest
 
     def _stamp(self, path: Path) -> FileStamp:
@@ -207,10 +253,19 @@ class ImageRef:
         :attr:`sha256`)."""
         if self._data is None:
             if self._path is not None:
-                self._data = self._read_file(self._path)
+                self._data = self._bytes_hashed(self._path) or self._read_file(self._path)
             else:
                 self._data = encode_png(self.open())
         return self._data
+
+    def _bytes_hashed(self, path: Path) -> bytes | None:
+        """The bytes read when the file was hashed, if it has the stamp it had before that
+        read (so it did not change while or since it was read); None otherwise."""
+        kept, self._hashed_bytes = self._hashed_bytes, None
+        if kept is None:
+            return None
+        data, stamp = kept
+        return data if self._stamp(path) == stamp else None
 
     def _read_file(self, path: Path) -> bytes:
         """The file's bytes, whose hash must be the one already given out, if any."""

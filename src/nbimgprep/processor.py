@@ -153,9 +153,10 @@ class Processor:
             endpoint = Endpoint(endpoint)
 
         def key_and_lookup() -> tuple[ImageRef, str, Entry | None]:
-            # Reading, encoding and hashing the input happen here, off the event loop.
+            # Reading, encoding and hashing the input happen here, off the event loop; the
+            # bytes read are kept for the miss's decode and upload (one read, not two).
             image = self.image(source)
-            key = cache_key(image.sha256, op.name, endpoint, canonical)
+            key = cache_key(image.sha256_for_processing(), op.name, endpoint, canonical)
             return image, key, (None if refresh else self.store.lookup(key))
 
         image, key, entry = await asyncio.to_thread(key_and_lookup)
