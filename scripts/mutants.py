@@ -85,6 +85,33 @@ MUTANTS: tuple[Mutant, ...] = (
         replace="        if False:\n",
         tests=("tests/test_store.py::test_nothing_outside_the_root_is_ever_deleted",),
     ),
+    Mutant(
+        name="orphan-sweep-grace",
+        file="src/nbimgprep/store/orphans.py",
+        find="    cutoff = time.time() - grace\n",
+        replace="    cutoff = time.time()\n",
+        tests=(
+            "tests/test_store_orphans.py::"
+            "test_clean_removes_orphans_past_the_grace_and_says_how_many_and_how_big",
+        ),
+    ),
+    Mutant(
+        name="orphan-sweep-results-only",
+        file="src/nbimgprep/store/orphans.py",
+        find="            if layout.is_result_file(path):\n",
+        replace="            if True:\n",
+        tests=(
+            "tests/test_store_orphans.py::"
+            "test_only_files_named_like_results_in_their_place_are_ever_swept",
+        ),
+    ),
+    Mutant(
+        name="orphan-sweep-never-through-a-symlink",
+        file="src/nbimgprep/store/orphans.py",
+        find="        if size is not None and path.resolve().is_relative_to(root):\n",
+        replace="        if size is not None:\n",
+        tests=("tests/test_store.py::test_nothing_outside_the_root_is_ever_deleted",),
+    ),
 )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -234,6 +236,28 @@ def test_nothing_outside_the_root_is_ever_deleted(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="outside the store"):
         StoreFiles(store.root).unlink(outside)
     assert outside.exists()
+
+    # Old files named like orphan results, but reached through a symlink (a result file that
+    # is a link out, a results folder that is a link out): clean and verify leave them be.
+    month_ago = time.time() - 30 * DAY
+    name = hashlib.sha256(b"keep me").hexdigest() + ".png"
+    link = store.root / "results" / name[:2] / name
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(outside)
+    elsewhere = tmp_path / "elsewhere"
+    far = elsewhere / name[:2] / name
+    far.parent.mkdir(parents=True)
+    far.write_bytes(b"keep me too")
+    linked = ResultStore(tmp_path / "linked")
+    (linked.root / "results").rmdir()
+    (linked.root / "results").symlink_to(elsewhere)
+    for path in (outside, link, far):
+        os.utime(path, (month_ago, month_ago), follow_symlinks=False)
+    for each in (store, linked):
+        assert each.verify().orphans == 0
+        assert each.clean(max_age_days=0).orphans == 0
+    assert outside.read_bytes() == b"keep me" and link.is_symlink()
+    assert far.read_bytes() == b"keep me too"
 
 
 def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:

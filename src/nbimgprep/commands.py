@@ -171,7 +171,7 @@ def clean(
     criteria = _criteria(max_age_days, max_size, missing)
     plan = store.clean(max_age_days=max_age_days, max_bytes=max_size, missing=missing, dry_run=True)
     refused = not dry_run and not yes and len(plan.removed) > CLEAN_CONFIRM_LIMIT
-    if dry_run or refused or not plan.removed:
+    if dry_run or refused or not (plan.removed or plan.orphans):
         return CleanSummary(
             list(plan.removed),
             plan.freed_bytes,
@@ -180,11 +180,20 @@ def clean(
             dry_run=dry_run,
             refused=refused,
             confirm_limit=CLEAN_CONFIRM_LIMIT,
+            orphans=plan.orphans,
+            orphan_bytes=plan.orphan_bytes,
         )
     done = store.clean(
         max_age_days=max_age_days, max_bytes=max_size, missing=missing, dry_run=False
     )
-    return CleanSummary(list(done.removed), done.freed_bytes, criteria, now=_now(now))
+    return CleanSummary(
+        list(done.removed),
+        done.freed_bytes,
+        criteria,
+        now=_now(now),
+        orphans=done.orphans,
+        orphan_bytes=done.orphan_bytes,
+    )
 
 
 def _criteria(max_age_days: float | None, max_size: int | None, missing: bool) -> str:
@@ -207,7 +216,8 @@ def remove(store: ResultStore, query: str, *, now: float | None = None) -> Remov
 
 
 def verify(store: ResultStore, *, now: float | None = None) -> VerifySummary:
-    """``verify``: re-hash every result; missing or corrupt ones are dropped."""
+    """``verify``: re-hash every result; missing or corrupt ones are dropped. Orphan result
+    files (no entry points to them) are counted, and left to ``clean``."""
     return VerifySummary(store.verify(fix=True), now=_now(now))
 
 

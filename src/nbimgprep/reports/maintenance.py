@@ -113,6 +113,9 @@ class CleanSummary(Report):
     refused: bool = False
     #: The most entries a clean removes without ``--yes`` (named when it was refused).
     confirm_limit: int | None = None
+    #: Result files no entry pointed to, removed (or, dry, to be removed), and their bytes.
+    orphans: int = 0
+    orphan_bytes: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -121,7 +124,7 @@ class CleanSummary(Report):
     def _message(self) -> str:
         n, size = len(self.removed), format_size(self.freed_bytes)
         why = f"Criteria: {self.criteria}."
-        if not self.removed:
+        if not self.removed and not self.orphans:
             return f"Nothing to clean. {why}"
         if self.refused:
             more = f", more than {self.confirm_limit}" if self.confirm_limit is not None else ""
@@ -129,9 +132,15 @@ class CleanSummary(Report):
                 f"Nothing removed: this clean would remove {n} entries ({size}){more}. "
                 f"Add --yes to remove them. {why}"
             )
+        also = ""
+        if self.orphans:
+            also = (
+                f"; and {self.orphans} orphan result files no entry pointed to "
+                f"({format_size(self.orphan_bytes)})"
+            )
         if self.dry_run:
-            return f"Dry run: would remove {n} entries, freeing {size}. {why}"
-        return f"Removed {n} entries, freed {size}. {why}"
+            return f"Dry run: would remove {n} entries, freeing {size}{also}. {why}"
+        return f"Removed {n} entries, freed {size}{also}. {why}"
 
     def text(self) -> str:
         if not self.removed:
@@ -178,11 +187,16 @@ class VerifySummary(Report):
 
     def _message(self) -> str:
         r = self.report
-        index = "" if r.index_ok else " The index failed its integrity check."
+        notes = "" if r.index_ok else " The index failed its integrity check."
+        if r.orphans:
+            notes += (
+                f" {r.orphans} orphan result files no entry points to "
+                f"({format_size(r.orphan_bytes)}): `clean` removes them."
+            )
         if not r.damaged:
-            return f"Checked {r.checked} results: all intact.{index}"
+            return f"Checked {r.checked} results: all intact.{notes}"
         fixed = "; their entries were dropped" if r.fixed else ""
-        return f"Checked {r.checked} results: {len(r.damaged)} damaged{fixed}.{index}"
+        return f"Checked {r.checked} results: {len(r.damaged)} damaged{fixed}.{notes}"
 
     def _table(self) -> Table:
         rows = [(e.key[:12], e.operation, str(e.path), reason) for e, reason in self.report.damaged]

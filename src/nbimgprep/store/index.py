@@ -288,6 +288,11 @@ class Index:
             con.execute("DELETE FROM entries")
 
     @_translated
+    def result_names(self) -> set[str]:
+        """The names of the result files the entries use."""
+        return {row[0] for row in self.con.execute("SELECT DISTINCT result_name FROM entries")}
+
+    @_translated
     def unlink_unreferenced(self, paths: Iterable[Path], unlink: Callable[[Path], None]) -> None:
         """Unlink the result files no entry uses any more. Done while holding the write lock,
         so a ``put`` of the same bytes either sees its file gone and writes it again, or

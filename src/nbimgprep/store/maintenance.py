@@ -28,21 +28,27 @@ DAY_SECONDS = 86400.0
 
 @dataclass(frozen=True)
 class CleanOutcome:
-    """What a ``clean`` removed (or, with ``dry_run``, would remove) and the bytes freed."""
+    """What a ``clean`` removed (or, with ``dry_run``, would remove) and the bytes freed;
+    and the orphan result files (no entry pointed to them) it removed, and their bytes."""
 
     removed: list[Entry]
     freed_bytes: int
     dry_run: bool
+    orphans: int = 0
+    orphan_bytes: int = 0
 
 
 @dataclass(frozen=True)
 class VerifyOutcome:
-    """What a ``verify`` re-hashed, the damaged entries with the reason, and the index check."""
+    """What a ``verify`` re-hashed, the damaged entries with the reason, the index check,
+    and the orphan result files (no entry points to them; ``clean`` removes them) it found."""
 
     checked: int
     damaged: list[tuple[Entry, str]]
     fixed: bool
     index_ok: bool = True
+    orphans: int = 0
+    orphan_bytes: int = 0
 
     @property
     def ok(self) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import NotInCache, StoreError
 from ..images import FileStamp, ImageRef
-from . import legacy, maintenance
+from . import legacy, maintenance, orphans
 from .entry import EXTENSIONS, Entry, ResultMeta, check_tags
 from .files import StoreFiles, default_cache_dir
 from .index import Index, SortKey
@@ -278,19 +278,30 @@ class ResultStore:
     ) -> CleanOutcome:
         """Remove entries unused for ``max_age_days`` (0: all), whose file is ``missing``, and
         then the least recently used until the store holds at most ``max_bytes``. An entry goes
-        if any criterion says so. ``dry_run`` only reports. A read-only store removes nothing
-        (a :class:`StoreError`); an entry whose sidecar cannot be removed is kept whole."""
+        if any criterion says so. Then the orphan result files no entry points to (left by a
+        crash in the middle of a put) go, once an hour old. ``dry_run`` only reports. A
+        read-only store removes nothing (a :class:`StoreError`); an entry whose sidecar cannot
+        be removed is kept whole."""
         chosen = maintenance.choose_for_clean(
             self.entries(), self.clock(), max_age_days, max_bytes, missing
         )
-        removed = chosen if dry_run else self._remove(chosen)
+        if dry_run:
+            removed, swept = chosen, orphans.count_orphans(self._files, self._index)
+        else:
+            removed = self._remove(chosen)
+            swept = orphans.sweep_orphans(self._files, self._index)
         return CleanOutcome(
-            removed=removed, freed_bytes=maintenance.freed_bytes(removed), dry_run=dry_run
+            removed=removed,
+            freed_bytes=maintenance.freed_bytes(removed),
+            dry_run=dry_run,
+            orphans=swept.count,
+            orphan_bytes=swept.bytes,
         )
 
     def verify(self, fix: bool = True) -> VerifyOutcome:
         """Re-hash every result file; with ``fix``, drop entries whose file is missing or
-        differs from what was recorded. Also checks the index's integrity. A read-only store
+        differs from what was recorded. Also checks the index's integrity, and counts the
+        orphan result files no entry points to (``clean`` removes them). A read-only store
         only reports."""
         fix = fix and not self.read_only
         index_ok = self._index.integrity_ok()
@@ -298,7 +309,15 @@ class ResultStore:
         damaged = maintenance.find_damage(checked)
         if fix and damaged:
             self._remove([e for e, _ in damaged], also_shared_files=True)
-        return VerifyOutcome(checked=len(checked), damaged=damaged, fixed=fix, index_ok=index_ok)
+        found = orphans.count_orphans(self._files, self._index)
+        return VerifyOutcome(
+            checked=len(checked),
+            damaged=damaged,
+            fixed=fix,
+            index_ok=index_ok,
+            orphans=found.count,
+            orphan_bytes=found.bytes,
+        )
 
     def rebuild_index(self) -> int:
         """Rebuild the index from the sidecars (hit counts restart at zero). Returns entries."""
