@@ -38,10 +38,16 @@ class Sizes:
     sequential_calls: int
     plan_files: int
     overhead_calls: int
+    review_items: int
+    #: Tiles on a page of the Review grid (its default, 48, in the full run).
+    review_page: int
+    #: The long side the review's photos are brought down to (the test photos are 640 or
+    #: less, but for the 24 MP one).
+    review_photo_side: int
 
 
-FULL = Sizes(False, (1_000, 10_000, 100_000), 1 << 30, 320, 1.3, 16, 8, 10_000, 5)
-SMOKE = Sizes(True, (100, 300), 16 << 20, 16, 0.05, 4, 2, 200, 2)
+FULL = Sizes(False, (1_000, 10_000, 100_000), 1 << 30, 320, 1.3, 16, 8, 10_000, 5, 10_000, 48, 640)
+SMOKE = Sizes(True, (100, 300), 16 << 20, 16, 0.05, 4, 2, 200, 2, 300, 12, 160)
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,9 @@ class Row:
 
     def cells(self) -> list[str]:
         verdict = "" if self.met is None else ("met" if self.met else "**missed**")
-        return [self.what, self.ours, self.baseline, f"{self.ratio:,.2f}x", self.target, verdict]
+        tiny = 0 < self.ratio < 0.01  # two significant digits, not "0.00x"
+        ratio = f"{self.ratio:.2g}x" if tiny else f"{self.ratio:,.2f}x"
+        return [self.what, self.ours, self.baseline, ratio, self.target, verdict]
 
 
 def median_seconds(fn: Callable[[], object], repeat: int) -> float:

@@ -10,7 +10,8 @@ Smoke run (seconds; what CI runs through tests/test_benchmarks.py; writes to ``-
 
 Cases: the hit path against the original app's JSON-file design and the index against
 diskcache (store_cases), hashing against sha256sum (hashing_cases), batches and one fresh call
-against the fake fal server (batch_cases), the widget's preview (preview_cases). Public API only.
+against the fake fal server (batch_cases), the widget's preview (preview_cases), building the
+Review gallery and what a page of it sends (review_cases). Public API only.
 """
 
 from __future__ import annotations
@@ -28,9 +29,19 @@ from batch_cases import fresh_batch, fresh_overhead, plan_files
 from common import FULL, ROOT, SCRATCH, SMOKE, Row, Sizes, machine
 from hashing_cases import hashing
 from preview_cases import preview
+from review_cases import review_build, review_pages
 from store_cases import store_figures
 
-CASES = (store_figures, hashing, fresh_batch, plan_files, fresh_overhead, preview)
+CASES = (
+    store_figures,
+    hashing,
+    fresh_batch,
+    plan_files,
+    fresh_overhead,
+    preview,
+    review_build,
+    review_pages,
+)
 
 NOTES = """\
 ## Reading the figures
@@ -44,6 +55,11 @@ NOTES = """\
   (status polling) plus its own work per result (download, validation, two fsyncs and an
   index row). With `concurrency` above the account's limit, fal's queue holds the next
   request ready, so a slot never waits for that work: hence the second row.
+* **Review pages.** The bytes a page hands the browser are counted as a kernel would send
+  them: every widget comm is a recorder, and the payload is the binary buffers of its
+  messages (the thumbnails, 128 px on the long side: JPEG for opaque results, PNG for those
+  with alpha), the JSON state counted apart. The photos are crops of the real test photos
+  (../shared/testdata), processed by the local backend.
 * **Stores on tmpfs.** Stores, the JSON file, diskcache and the 1 GB file live on `/dev/shm`,
   so the figures compare code, not this machine's shared disk, where each fsync costs 5-20 ms
   (a `put` makes two: result file and sidecar; diskcache makes none for small values).

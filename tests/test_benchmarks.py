@@ -34,5 +34,11 @@ def test_the_smoke_run_writes_every_figure(tmp_path: Path) -> None:
         "`plan` over",
         "bare `fal_client`",
         "widget preview",
+        "building a `Review`",
+        "cut-outs with alpha",
+        "paging back",
     ):
         assert figure in text, figure
+    # Not a timing: paging back re-sends no thumbnail, on any machine.
+    (paging,) = [line for line in text.splitlines() if "paging back" in line]
+    assert paging.endswith("| 0 bytes | met |"), paging

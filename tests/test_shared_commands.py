@@ -133,6 +133,30 @@ def test_push_then_pull_with_a_progress_bar(
     assert [r.path.read_bytes() for r in got] == [r.path.read_bytes() for r in made]
 
 
+def test_verify_shared_re_hashes_every_result_and_reports_the_damaged_ones(
+    tmp_path: Path,
+    team: tuple[str, S3Server],
+    photos: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, server = team
+    made = [machine(tmp_path, "a").run_sync("upscale", p, scale=2) for p in photos.values()]
+    args = ("cache", "--cache-dir", str(tmp_path / "b"), "verify", "--shared")
+
+    code, out, err = cli(capsys, *args)
+    assert code == 0 and f"Shared cache {url}" in out and "Checked 3 results: all intact" in out
+    assert "verify" in err and "3/3" in err  # tqdm's bar, on stderr
+
+    tier = SharedTier(url, timeout=20)
+    bucket, name = tier.blob_path(made[1].path.name.split(".")[0]).split("/", 1)
+    server.client().delete_object(Bucket=bucket, Key=name)
+    code, out, _ = cli(capsys, *args)
+    assert code == 1 and "Checked 3 results: 1 damaged" in out
+    assert made[1].key[:12] in out and "result file missing" in out
+    assert "Nothing was removed" in out and tier.record(made[1].key) is not None
+    assert not (tmp_path / "b").exists()  # reading the shared tier made no local store
+
+
 def test_no_shared_cache_set_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,6 +205,8 @@ def test_the_magic_uses_the_shared_setting_for_run_and_for_shared_commands(
     shell.run_line_magic("imgcache", f"run upscale {photos['chelsea']} --scale 2 --backend local")
     magics = next(c for c in shell.configurables if type(c).__name__ == "ImgCacheMagics")
     assert magics.processor("local").shared.tier.url == url
+    checked = shell.run_line_magic("imgcache", "verify --shared")
+    assert checked.exit_code == 0 and "Checked 2 results: all intact" in str(checked)  # + run
     refused = shell.run_line_magic("imgcache", "clean --shared --max-age-days 0")
     assert refused.exit_code == 1 and "Add --yes" in str(refused)
 

@@ -127,3 +127,34 @@ def test_pull_copies_the_shared_entries_into_the_local_store(
     assert len(s3_server.requests) == before  # all local now: no request at all
     assert b.backend.calls == 0  # type: ignore[attr-defined]
     assert maintenance.pull(b.shared).present == 3  # type: ignore[arg-type]
+
+
+def test_verify_re_hashes_every_blob_and_names_the_missing_and_the_damaged(
+    tmp_path: Path, s3_server: S3Server, photos: dict[str, Path]
+) -> None:
+    url = s3_server.new_url()
+    a = machine(tmp_path, "a", s3_server, url)
+    sound, tampered, gone = (a.run_sync("upscale", p, scale=2) for p in photos.values())
+    tier = a.shared.tier  # type: ignore[union-attr]
+    assert maintenance.verify(tier) == maintenance.SharedVerify(3, [], 0)
+
+    client = s3_server.client()
+    records = {r.key: r for r in maintenance.list_records(tier).records}
+    bucket, name = tier.blob_path(records[tampered.key].blob).split("/", 1)
+    data = tampered.path.read_bytes()
+    client.put_object(Bucket=bucket, Key=name, Body=bytes([data[0] ^ 0xFF]) + data[1:])
+    bucket, name = tier.blob_path(records[gone.key].blob).split("/", 1)
+    client.delete_object(Bucket=bucket, Key=name)
+    bucket, name = tier.record_path("3" * 64).split("/", 1)
+    client.put_object(Bucket=bucket, Key=name, Body=b"{not json")
+
+    checked = maintenance.verify(tier)
+
+    assert checked.checked == 3 and checked.unreadable == 1
+    assert {(r.key, why) for r, why in checked.damaged} == {
+        (tampered.key, "result file content differs from its SHA-256"),
+        (gone.key, "result file missing"),
+    }
+    # Report only: every record is still there, and the sound one still serves.
+    assert {r.key for r in maintenance.list_records(tier).records} == set(records)
+    assert tier.lookup(sound.key) is not None

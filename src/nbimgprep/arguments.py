@@ -228,10 +228,15 @@ def _add_cache_commands(
     )
     sub.add_argument("query", metavar="KEY|HASH_PREFIX", help="a key or image-hash prefix")
 
-    add(
+    sub = add(
         "verify",
         "re-hash every result, drop corrupt or missing ones",
         "Re-hash every result file; entries whose file is missing or corrupt are dropped.",
+    )
+    _add_shared_flag(
+        sub,
+        "re-hash every result in the team's shared cache instead, and list the records whose "
+        "result is missing or damaged (report only: nothing is removed)",
     )
 
     sub = add(

@@ -1,5 +1,6 @@
-"""The shared tier's reports: ``stats --shared``, ``push``/``pull``, and a frame that names the
-shared cache above any other report (``list``, ``inspect``, ``clean`` with ``--shared``)."""
+"""The shared tier's reports: ``stats --shared``, ``verify --shared``, ``push``/``pull``, and a
+frame that names the shared cache above any other report (``list``, ``inspect``, ``clean`` with
+``--shared``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 
 from ..formatting import Table, format_size
 from .base import Report, heading, note
+from .maintenance import VerifySummary
 
-__all__ = ["OnShared", "SharedStats", "TransferSummary"]
+__all__ = ["OnShared", "SharedStats", "SharedVerifySummary", "TransferSummary"]
 
 
 @dataclass(repr=False)
@@ -68,6 +70,29 @@ class SharedStats(Report):
         if not self.by_operation:
             return note(self._summary())
         return heading(self._summary()) + self.table().html()
+
+
+@dataclass(repr=False)
+class SharedVerifySummary(VerifySummary):
+    """``verify --shared``: the records whose blob was re-hashed, the damaged ones (report
+    only: nothing is removed from a team's cache), and the records that cannot be read."""
+
+    unreadable: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.report.damaged or self.unreadable else 0
+
+    def _message(self) -> str:
+        text = super()._message()
+        if self.unreadable:
+            text += f" {self.unreadable} records cannot be read."
+        if self.exit_code:
+            text += (
+                " Nothing was removed: each is a miss, never a wrong hit, and the next fresh "
+                "result of its key uploads a sound copy."
+            )
+        return text
 
 
 @dataclass(repr=False)

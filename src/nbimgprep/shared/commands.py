@@ -1,5 +1,5 @@
-"""The cache commands on the shared tier: ``list``/``inspect``/``stats``/``clean`` with
-``--shared``, and ``push``/``pull``. Called by :func:`nbimgprep.commands.execute`; each returns
+"""The cache commands on the shared tier: ``list``/``inspect``/``stats``/``clean``/``verify``
+with ``--shared``, and ``push``/``pull``. Called by :func:`nbimgprep.commands.execute`; each returns
 a report, like the local commands, and raises :class:`~nbimgprep.errors.NbimgprepError` subclasses
 for what a user can fix.
 
@@ -18,8 +18,8 @@ from typing import Any
 
 from ..errors import NbimgprepError, SharedTierError, StoreNotFound
 from ..reports import CacheInspection, CacheListing, CleanSummary, ImageGroup, Report
-from ..reports.shared import OnShared, SharedStats, TransferSummary
-from ..store import DEFAULT_MAX_AGE_DAYS, Entry, ResultStore
+from ..reports.shared import OnShared, SharedStats, SharedVerifySummary, TransferSummary
+from ..store import DEFAULT_MAX_AGE_DAYS, Entry, ResultStore, VerifyOutcome
 from . import maintenance
 from .link import CACHE_URL_ENV, SharedLink, configured_tier
 from .records import SharedRecord
@@ -76,6 +76,12 @@ def execute_shared(
         )
     if command == "clean":
         return OnShared(tier.url, _clean(tier, local, args, default_max_age_days))
+    if command == "verify":
+        checked = maintenance.verify(tier, _tqdm_progress if progress else None)
+        damaged = [(_entry(r, tier, local), why) for r, why in checked.damaged]
+        outcome = VerifyOutcome(checked=checked.checked, damaged=damaged, fixed=False)
+        summary = SharedVerifySummary(outcome, now=time.time(), unreadable=checked.unreadable)
+        return OnShared(tier.url, summary)
     raise NbimgprepError(f"{command} does not take --shared.")
 
 

@@ -1,4 +1,5 @@
-"""Looking after a shared tier: list, stats, find, clean, and moving entries between tiers.
+"""Looking after a shared tier: list, stats, find, clean, verify, and moving entries between
+tiers.
 
 These are the commands' engine (``%imgcache list --shared``, ``push``, ``pull``...), never the
 lookup path: they list prefixes, which the hot path never does. Unlike lookups they raise on
@@ -12,6 +13,7 @@ next fresh result of that key re-uploads the blob and rewrites the record (never
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,13 +28,18 @@ from .tier import SharedTier
 __all__ = [
     "SharedClean",
     "SharedListing",
+    "SharedVerify",
     "Transfer",
     "clean",
     "find",
     "list_records",
     "pull",
     "push",
+    "verify",
 ]
+
+#: Blobs fetched at once by ``verify`` (in parallel; at most this many held in memory).
+VERIFY_BATCH = 16
 
 Progress = Callable[[Iterable[Any], int, str], Iterable[Any]]
 
@@ -65,6 +72,16 @@ class SharedClean:
     blobs: int
     freed_bytes: int
     dry_run: bool
+
+
+@dataclass(frozen=True)
+class SharedVerify:
+    """What a ``verify --shared`` re-hashed: how many records, the records whose blob is
+    missing or not the bytes it names (with the reason), and the records that cannot be read."""
+
+    checked: int
+    damaged: list[tuple[SharedRecord, str]]
+    unreadable: int = 0
 
 
 @dataclass(frozen=True)
@@ -162,11 +179,60 @@ def clean(
     return SharedClean(doomed, len(gone), sum(unshared[d] for d in gone), False)
 
 
+def verify(tier: SharedTier, progress: Progress | None = None) -> SharedVerify:
+    """Fetch and re-hash every record's blob (each blob once, :data:`VERIFY_BATCH` at a time):
+    the records whose blob is missing, of another size than recorded, or whose bytes do not
+    hash to its name. Removes nothing: each such record is a miss, never a wrong hit, and the
+    next fresh result of its key writes its blob again."""
+    listing = list_records(tier)
+    fs = tier.filesystem()
+    problems: dict[str, str | None] = {}  # blob -> what is wrong with it, None: sound
+    sizes: dict[str, int] = {}
+    damaged: list[tuple[SharedRecord, str]] = []
+    batch: list[SharedRecord] = []
+
+    def judge(records: list[SharedRecord]) -> None:
+        wanted = sorted({r.blob for r in records} - problems.keys())
+        paths = [tier.blob_path(digest) for digest in wanted]
+        try:
+            fetched = fs.cat(paths, on_error="return", max_concurrency=1) if paths else {}
+        except Exception as exc:
+            raise SharedTierError(
+                f"Cannot read the shared cache {tier.url}: {tier.explain(exc)}"
+            ) from None
+        for digest, path in zip(wanted, paths, strict=True):
+            data = fetched.get(path, FileNotFoundError(path))
+            if isinstance(data, FileNotFoundError):
+                problems[digest] = "result file missing"
+            elif isinstance(data, BaseException):
+                raise SharedTierError(
+                    f"Cannot read the shared cache {tier.url}: {tier.explain(data)}"
+                )
+            else:
+                sizes[digest] = len(data)
+                sound = hashlib.sha256(data).hexdigest() == digest
+                problems[digest] = None if sound else "result file content differs from its SHA-256"
+        for record in records:
+            problem = problems[record.blob]
+            if problem is None and sizes[record.blob] != record.size:
+                problem = (
+                    f"result file is {sizes[record.blob]} bytes, the record says {record.size}"
+                )
+            if problem is not None:
+                damaged.append((record, problem))
+
+    for record in _progress(progress, listing.records, "verify"):
+        batch.append(record)
+        if len(batch) == VERIFY_BATCH:
+            judge(batch)
+            batch = []
+    judge(batch)
+    return SharedVerify(len(listing.records), damaged, listing.unreadable)
+
+
 def push(link: SharedLink, progress: Progress | None = None) -> Transfer:
     """Upload the local entries the shared tier lacks (results made offline or while it was
     down). An entry's bytes are re-hashed first: a damaged local file is never uploaded."""
-    import hashlib
-
     have = {r.key for r in list_records(link.tier).records}
     local = link.store.entries()
     entries = [e for e in local if e.key not in have]
