@@ -343,6 +343,46 @@ def test_only_a_call_about_to_process_keeps_the_bytes_it_hashed(
     assert counter.reads == 3
 
 
+class MemoClock:
+    """The hash memo's clock, set by the test: how long after a file was written it was
+    hashed decides whether the memo trusts the hash (a file hashed within a tick of the file
+    clock of being written might have changed unseen, and is hashed again)."""
+
+    def __init__(self, written: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        import types
+
+        st = written.stat()
+        self.changed = max(st.st_mtime_ns, st.st_ctime_ns)
+        self.now = self.changed
+        monkeypatch.setattr(
+            "nbimgprep.store.memo.time", types.SimpleNamespace(time_ns=lambda: self.now)
+        )
+
+
+async def test_a_rerun_right_after_a_batch_reads_no_input(
+    tmp_path: Path, counting_backend: CountingBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbimgprep import Processor
+
+    proc = Processor(counting_backend, cache_dir=tmp_path / "cache")
+    photo = solid_png(tmp_path / "photo.png", "red")
+    clock = MemoClock(photo, monkeypatch)
+    # What run_many does: look every input up first (hashing it, here 1 ms after it was
+    # written: too soon for the memo to trust), then process the misses (5 s later).
+    clock.now = clock.changed + 1_000_000
+    ref = proc.image(photo)
+    assert proc.cached("upscale", ref) is None
+    clock.now = clock.changed + 5_000_000_000
+    assert not (await proc.run("upscale", ref)).cache_hit  # read, hashed again, processed
+    counter = ReadCounter(photo, monkeypatch)
+    rerun = await proc.run_many("upscale", [photo], progress=False)
+    assert len(rerun.hits) == 1
+    assert counter.reads == 0  # the memo trusts the hash taken when the file was processed
+    solid_png(photo, "blue")  # ... and a file changed since is seen as it is now
+    changed = await proc.run("upscale", photo)
+    assert not changed.cache_hit and changed.image.getpixel((0, 0)) == (0, 0, 255)
+
+
 async def test_a_hit_costs_a_stat_and_no_read(
     tmp_path: Path, counting_backend: CountingBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:

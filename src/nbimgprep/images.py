@@ -277,8 +277,12 @@ class ImageRef:
         if not data:
             raise ImageError(f"{self.name}: the file is empty (0 bytes).")
         digest = hashlib.sha256(data).hexdigest()
+        # Remembered whether or not it matches: a file hashed too soon after it was written
+        # for the memo to trust (a batch hashes its inputs first) has settled by now, so the
+        # next look at it (the rerun) is a stat, not another read; one that changed is seen
+        # as it is now.
+        self._remember(path, stamp, digest)
         if self._sha256 is not None and digest != self._sha256:
-            self._remember(path, stamp, digest)  # so the next look sees the file as it is now
             raise ImageError(
                 f"{self.name}: the file changed after its SHA-256 was taken (the cache key "
                 f"was made from {self._sha256[:12]}, the file now hashes to {digest[:12]}); "
@@ -286,7 +290,6 @@ class ImageRef:
             )
         if self._sha256 is None:
             self._sha256 = digest
-            self._remember(path, stamp, digest)
         return data
 
     def open(self) -> Image.Image:

@@ -2,7 +2,8 @@
 
 ``run`` is the single path: key the request, look it up, and on a miss make exactly one
 backend call per key (however many callers wait, in this process or another), validate the
-result, store it, and hand back a :class:`Result`. ``run_sync`` only drives ``run`` on a
+result, store it, and hand back a :class:`Result` (what is done with the input before the call
+and with its bytes after it is :mod:`nbimgprep.fresh`). ``run_sync`` only drives ``run`` on a
 private event loop (see :mod:`nbimgprep.sync_loop`).
 """
 
@@ -10,47 +11,36 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Literal
 
 from . import batch
-from .backends import Backend, BackendOutput, Resume, make_backend
+from .backends import Backend, Resume, make_backend
 from .batch import Sources
 from .batch_results import Batch, BatchItem, Plan
-from .errors import ImageError, InvalidResult, OperationError, StoreError
 from .flights import Flight, FlightTable
-from .images import MAX_PIXELS, ImageRef, content_type_of, decode_image
+from .fresh import Miss, check_input, keep
+from .images import ImageRef
 from .journal import RequestJournal
 from .key_lock import KeyLock
-from .operations import Endpoint, Operation, cache_key, get_operation
-from .results import ProgressCallback, ProgressEvent, ProgressKind, Result, Source, Tier
+from .operations import Endpoint, cache_key, get_operation
+from .results import (
+    ProgressCallback,
+    ProgressEvent,
+    ProgressKind,
+    Result,
+    Source,
+    Tier,
+    result_of,
+)
 from .shared import SharedLink, SharedTier
-from .store import Entry, ResultMeta, ResultStore
-from .store.files import uncached_copy
+from .store import Entry, ResultStore
 from .sync_loop import LoopThread
 
 __all__ = ["ProgressEvent", "Processor", "Result", "Source"]
-
-#: Set once this process has warned that results are not being cached (once per process,
-#: however many Processors it makes).
-_store_warned = threading.Event()
-
-
-@dataclass(frozen=True)
-class _Request:
-    """One miss to produce: everything the backend call and the store entry need."""
-
-    op: Operation
-    image: ImageRef
-    endpoint: Endpoint
-    params: dict[str, Any]
-    key: str
-    refresh: bool
-    started: float
 
 
 class Processor:
@@ -122,7 +112,8 @@ class Processor:
         entry = self.store.lookup(key, count_miss=False)
         if entry is None:
             return None
-        return self._result(entry, cache_hit=True, started=started, tier="local")
+        elapsed = time.perf_counter() - started
+        return result_of(entry, cache_hit=True, elapsed=elapsed, tier="local")
 
     # -- running --------------------------------------------------------------------------
 
@@ -161,10 +152,11 @@ class Processor:
 
         image, key, entry = await asyncio.to_thread(key_and_lookup)
         if entry is not None:
-            result = self._result(entry, cache_hit=True, started=started, tier="local")
+            elapsed = time.perf_counter() - started
+            result = result_of(entry, cache_hit=True, elapsed=elapsed, tier="local")
             _notify([on_progress], ProgressEvent("hit", key, elapsed=result.elapsed))
             return result
-        request = _Request(op, image, endpoint, canonical, key, refresh, started)
+        request = Miss(op, image, endpoint, canonical, key, refresh, started)
         return await self._join_flight(request, on_progress)
 
     def run_sync(
@@ -255,13 +247,13 @@ class Processor:
         loop."""
         return batch.plan(self, operation, sources, **params)
 
-    async def _join_flight(self, request: _Request, on_progress: ProgressCallback | None) -> Result:
+    async def _join_flight(self, request: Miss, on_progress: ProgressCallback | None) -> Result:
         shared = await self._flights.join(
             request.key, lambda flight: self._produce(request, flight), on_progress
         )
         return replace(shared, elapsed=time.perf_counter() - request.started)
 
-    async def _produce(self, request: _Request, flight: Flight) -> Result:
+    async def _produce(self, request: Miss, flight: Flight) -> Result:
         """The one backend call for a key: lock, re-check, check input, call, keep."""
 
         def emit(
@@ -289,10 +281,9 @@ class Processor:
                         entry = await asyncio.to_thread(self.shared.fetch, request.key)
                     if entry is not None:
                         emit("hit")
-                        return self._result(
-                            entry, cache_hit=True, started=request.started, tier=tier
-                        )
-                await asyncio.to_thread(self._check_input, request)
+                        elapsed = time.perf_counter() - request.started
+                        return result_of(entry, cache_hit=True, elapsed=elapsed, tier=tier)
+                await asyncio.to_thread(check_input, request)
                 backend_started = time.perf_counter()
                 journal = RequestJournal(self.store.root)
                 try:
@@ -305,7 +296,15 @@ class Processor:
                         **self._resume(journal, request),
                     )
                     backend_seconds = time.perf_counter() - backend_started
-                    result = await asyncio.to_thread(self._keep, request, output, backend_seconds)
+                    result = await asyncio.to_thread(
+                        keep,
+                        request,
+                        output,
+                        backend_seconds,
+                        store=self.store,
+                        shared=self.shared,
+                        backend=self.backend.name,
+                    )
                 finally:  # stored, or failed in a live process: nothing left to resume
                     journal.remove(request.key)
         except asyncio.CancelledError:
@@ -317,7 +316,7 @@ class Processor:
         emit("done")
         return result
 
-    def _resume(self, journal: RequestJournal, request: _Request) -> dict[str, Resume]:
+    def _resume(self, journal: RequestJournal, request: Miss) -> dict[str, Resume]:
         """``resume=`` for a backend whose requests outlive this process (else nothing): the
         request a dead process left in the journal for this key, and how to note a new one."""
         if not getattr(self.backend, "resumable", False):
@@ -326,95 +325,6 @@ class Processor:
         endpoint = request.endpoint.id
         earlier = pending.request_id if pending and pending.endpoint == endpoint else None
         return {"resume": Resume(earlier, lambda rid: journal.write(request.key, rid, endpoint))}
-
-    def _check_input(self, request: _Request) -> None:
-        """Decode the input (a bad file fails here, before any cost) and refuse outputs
-        larger than :data:`MAX_PIXELS`."""
-        op, image, params = request.op, request.image, request.params
-        width, height = op.output_size(image.size, params)
-        if width * height > MAX_PIXELS:
-            raise OperationError(
-                f"{image.name}: {op.name} {dict(params)} would make a {width}x{height} image "
-                f"({width * height / 1e6:.0f} MP), more than the {MAX_PIXELS / 1e6:.0f} MP "
-                "limit. Crop or downscale the input first, or use a smaller scale."
-            )
-
-    def _keep(self, request: _Request, output: BackendOutput, backend_seconds: float) -> Result:
-        """Validate the backend's bytes, store them, and describe them as a Result."""
-        label = f"{request.op.name} result from {request.endpoint.id}"
-        try:
-            width, height = decode_image(output.data, label).size
-        except ImageError as exc:
-            raise InvalidResult(f"{exc} Nothing was cached; try again.") from None
-        content_type = content_type_of(output.data) or output.content_type
-        image = request.image
-        try:
-            meta = ResultMeta(
-                image_hash=image.sha256,
-                operation=request.op.name,
-                endpoint=request.endpoint,
-                params=request.params,
-                backend=self.backend.name,
-                width=width,
-                height=height,
-                content_type=content_type,
-                backend_seconds=backend_seconds,
-                request_id=output.request_id,
-                remote_url=output.remote_url,
-                source=str(image.path) if image.path is not None else image.name,
-            )
-            entry = self.store.put(request.key, output.data, meta)
-        except StoreError as exc:
-            return self._uncached(request, exc, output, (width, height))
-        if self.shared is not None:  # after the local put: the tier failing loses nothing
-            self.shared.publish(entry, output.data, replace=request.refresh)
-        return self._result(entry, cache_hit=False, started=request.started)
-
-    def _uncached(
-        self, request: _Request, exc: StoreError, output: BackendOutput, size: tuple[int, int]
-    ) -> Result:
-        """The store cannot be written: hand the result over anyway, from a temp file (in a
-        folder removed when the process exits). One warning per process."""
-        if not _store_warned.is_set():
-            _store_warned.set()
-            warnings.warn(
-                f"{exc} Results are returned but NOT cached until this is fixed "
-                "(free disk space, or point NBIMGPREP_CACHE_DIR at a writable folder).",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        name = uncached_copy(output.data, prefix=f"nbimgprep-{request.op.name}-")
-        return Result(
-            cache_hit=False,
-            path=name,
-            key=request.key,
-            image_hash=request.image.sha256,
-            operation=request.op.name,
-            params=dict(request.params),
-            backend=self.backend.name,
-            endpoint=request.endpoint.id,
-            elapsed=time.perf_counter() - request.started,
-            width=size[0],
-            height=size[1],
-        )
-
-    def _result(
-        self, entry: Entry, *, cache_hit: bool, started: float, tier: Tier | None = None
-    ) -> Result:
-        return Result(
-            cache_hit=cache_hit,
-            path=entry.path,
-            key=entry.key,
-            image_hash=entry.image_hash,
-            operation=entry.operation,
-            params=dict(entry.params),
-            backend=entry.backend,
-            endpoint=entry.endpoint,
-            elapsed=time.perf_counter() - started,
-            width=entry.width,
-            height=entry.height,
-            tier=tier,
-        )
 
     # -- lifecycle ------------------------------------------------------------------------
 

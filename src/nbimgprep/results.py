@@ -20,6 +20,8 @@ from .thumbnails import CHECKERBOARD_CSS, FIGURE_PX, thumbnail_of_file
 if TYPE_CHECKING:
     from PIL import Image
 
+    from .store import Entry
+
 __all__ = [
     "ProgressCallback",
     "ProgressEvent",
@@ -28,6 +30,7 @@ __all__ = [
     "Source",
     "Tier",
     "cache_label",
+    "result_of",
 ]
 
 Source: TypeAlias = "str | os.PathLike[str] | bytes | IO[bytes] | ImageRef | Image.Image"
@@ -126,3 +129,21 @@ class Result:
 
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
         return {"text/plain": str(self), "text/html": self._repr_html_()}
+
+
+def result_of(entry: Entry, *, cache_hit: bool, elapsed: float, tier: Tier | None = None) -> Result:
+    """The :class:`Result` that hands over a store entry (a hit, or a result just stored)."""
+    return Result(
+        cache_hit=cache_hit,
+        path=entry.path,
+        key=entry.key,
+        image_hash=entry.image_hash,
+        operation=entry.operation,
+        params=dict(entry.params),
+        backend=entry.backend,
+        endpoint=entry.endpoint,
+        elapsed=elapsed,
+        width=entry.width,
+        height=entry.height,
+        tier=tier,
+    )
