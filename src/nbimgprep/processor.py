@@ -193,7 +193,7 @@ class Processor:
 
     def tagged(self, tag: str) -> set[str]:
         """The keys of every cache entry carrying ``tag``: one query, however many."""
-        return {entry.key for entry in self.store.entries(tag=tag)}
+        return self.store.tagged(tag)
 
     # -- batches (see nbimgprep.batch) ---------------------------------------------------
 

@@ -34,6 +34,8 @@ __all__ = ["Index", "SortKey"]
 
 SortKey = Literal["age", "hits", "size"]
 
+#: The condition "this entry carries the tag ?" (tags are a JSON list in the row).
+HAS_TAG = "EXISTS (SELECT 1 FROM json_each(entries.tags) WHERE value = ?)"
 _ORDER: dict[str, str] = {
     "age": "created DESC",
     "hits": "hits DESC, created DESC",
@@ -267,6 +269,12 @@ class Index:
             sql += " LIMIT ?"
             params.append(int(limit))
         return [from_row(r, self._result_path) for r in self.con.execute(sql, params)]
+
+    @_translated
+    def keys_tagged(self, tag: str) -> set[str]:
+        """The keys of the entries carrying ``tag``, without building an entry for each."""
+        sql = f"SELECT key FROM entries WHERE {HAS_TAG}"
+        return {row[0] for row in self.con.execute(sql, (tag,))}
 
     @_translated
     def set_tags(self, key: str, tags: tuple[str, ...]) -> None:

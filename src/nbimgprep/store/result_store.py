@@ -25,7 +25,7 @@ from ..images import FileStamp, ImageRef
 from . import legacy, maintenance, orphans
 from .entry import EXTENSIONS, Entry, ResultMeta, check_tags
 from .files import StoreFiles, default_cache_dir
-from .index import Index, SortKey
+from .index import HAS_TAG, Index, SortKey
 from .legacy import ExportOutcome, ImportOutcome
 from .maintenance import DEFAULT_MAX_AGE_DAYS, CleanOutcome, VerifyOutcome
 from .memo import FileHashMemo
@@ -210,9 +210,13 @@ class ResultStore:
             conditions.append("operation = ?")
             args.append(op)
         if tag is not None:
-            conditions.append("EXISTS (SELECT 1 FROM json_each(entries.tags) WHERE value = ?)")
+            conditions.append(HAS_TAG)
             args.append(tag)
         return self._index.select(" AND ".join(conditions), args, sort=sort, limit=limit)
+
+    def tagged(self, tag: str) -> set[str]:
+        """The keys of the entries carrying ``tag``: one query, no entry built."""
+        return self._index.keys_tagged(tag)
 
     def tag(self, key: str, *tags: str) -> Entry:
         """Add ``tags`` to the entry for ``key`` (kept in its sidecar, so they survive a
