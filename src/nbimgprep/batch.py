@@ -98,7 +98,7 @@ async def run_many(
     pending = iter([i for i in inputs if i.index in runnable])
 
     async def one(item: _Input) -> None:
-        source = runnable[item.index]
+        source = runnable.pop(item.index)  # let its bytes and pixels go once it is done
         tries = 0
         while True:
             epoch = await throttle.acquire()
