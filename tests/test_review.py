@@ -12,7 +12,15 @@ import pytest
 from PIL import Image, ImageDraw
 
 from conftest import CountingBackend
-from nbimgprep import BackendError, ExportConflict, NbimgprepError, Processor, Review, SaveError
+from nbimgprep import (
+    BackendError,
+    ExportConflict,
+    NbimgprepError,
+    NotInCache,
+    Processor,
+    Review,
+    SaveError,
+)
 from nbimgprep.backends import BackendOutput, ProgressReporter
 from nbimgprep.images import ImageRef, encode_png
 from nbimgprep.operations import Endpoint, Operation
@@ -205,6 +213,11 @@ def test_export_to_a_place_it_cannot_use_says_so(tmp_path: Path, shots: list[Pat
     (tmp_path / "out" / "shot01.png").mkdir(parents=True)  # a folder where the file would go
     with pytest.raises(ExportConflict, match="a folder"):
         review.export(tmp_path / "out", overwrite=True)
+    review.accept(2)
+    review.items[2].result.path.unlink()  # type: ignore[union-attr]
+    with pytest.raises(NotInCache, match="no longer in the cache"):
+        review.export(tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_filters_and_pages(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 
-from ..errors import ExportConflict, SaveError
+from ..errors import ExportConflict, NotInCache, SaveError
 from .items import ReviewItem
 
 __all__ = ["export_items"]
@@ -36,6 +36,12 @@ def export_items(
             raise ExportConflict(
                 f"{dest} already exists ({kind}); nothing was exported. Pass overwrite=True "
                 "to replace a file, or export to another folder."
+            )
+        if not item.result.path.is_file():
+            raise NotInCache(
+                f"The result of {item.label} is no longer in the cache ({item.result.path} is "
+                "gone: cleaned, or removed by hand); nothing was exported. Run the batch "
+                "again to make it, or leave that item out."
             )
         plan.append((item.result.path, dest))
     if target.exists() and not target.is_dir():
