@@ -27,7 +27,7 @@ from filelock import FileLock
 from filelock import Timeout as LockTimeout
 
 from ..errors import StoreError
-from ..images import sha256_stream
+from ..hashing import sha256_stream
 from .entry import Entry, from_sidecar, to_sidecar
 from .layout import Modes, StoreLayout, create_file, create_folder, refuse_a_file
 

@@ -7,7 +7,7 @@ import contextlib
 import sqlite3
 import time
 
-from ..images import FileStamp
+from ..hashing import FileStamp
 from .index import Index
 
 __all__ = ["FileHashMemo", "memo_settle_ns"]
@@ -25,7 +25,7 @@ def memo_settle_ns(stamp: FileStamp) -> int:
 
 
 class FileHashMemo:
-    """:class:`~nbimgprep.images.HashMemo` on the index's ``hash_memo`` table."""
+    """:class:`~nbimgprep.hashing.HashMemo` on the index's ``hash_memo`` table."""
 
     def __init__(self, index: Index) -> None:
         self._index = index
