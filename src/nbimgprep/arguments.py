@@ -11,10 +11,10 @@ argparse exits the process on a bad argument or ``-h``; inside a kernel that wou
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from .argument_types import parse_count, parse_days, parse_limit, parse_size
 from .commands import CLEAN_CONFIRM_LIMIT
 from .errors import NbimgprepError
 from .operations import OPERATIONS
@@ -30,26 +30,6 @@ __all__ = [
     "parse",
     "parse_size",
 ]
-
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-    "tib": 1024**4,
-}
-#: SQLite's largest integer: a larger --limit cannot be asked of the index.
-_LARGEST_LIMIT = 2**63 - 1
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
 class ArgumentsError(NbimgprepError, ValueError):
@@ -88,39 +68,6 @@ class CommandParser(argparse.ArgumentParser):
         raise HelpRequested(self.format_help())
 
 
-def parse_size(text: str) -> int:
-    """``"2GB"`` -> 2_000_000_000 bytes; KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB of 1024."""
-    match = _SIZE_RE.match(text)
-    unit = match.group(2).lower() if match else ""
-    if not match or unit not in _SIZE_UNITS:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a size; write a number of bytes or use a unit, e.g. 500MB, 2GB, 1GiB"
-        )
-    return int(float(match.group(1)) * _SIZE_UNITS[unit])
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
-    if value < 0 or value != value:
-        raise argparse.ArgumentTypeError(f"{text!r}: the number of days must be 0 or more")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: the limit must be 1 or more")
-    if value > _LARGEST_LIMIT:
-        raise argparse.ArgumentTypeError(f"{text!r}: the limit must be at most {_LARGEST_LIMIT}")
-    return value
-
-
 def _add_cache_dir(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument(
         "--cache-dir",
@@ -154,7 +101,7 @@ def _add_cache_commands(
         metavar="TAG",
         help="only results carrying this tag (a Review's decisions: accepted, rejected)",
     )
-    sub.add_argument("--limit", type=_positive_int, metavar="N", help="at most N rows")
+    sub.add_argument("--limit", type=parse_limit, metavar="N", help="at most N rows")
     _add_shared_flag(sub)
     sub.add_argument(
         "--sort",
@@ -193,7 +140,7 @@ def _add_cache_commands(
     )
     sub.add_argument(
         "--max-age-days",
-        type=_non_negative_float,
+        type=parse_days,
         metavar="N",
         help="remove entries not created or hit in the last N days (0 removes everything)",
     )
@@ -322,13 +269,13 @@ def _add_run_command(
     )
     sub.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=parse_limit,
         metavar="N",
         help="calls in flight at once (default 16; raise it with your fal.ai account's limit)",
     )
     sub.add_argument(
         "--max-fresh",
-        type=_count,
+        type=parse_count,
         metavar="N",
         help="make at most N fresh (paid) calls; the images past it fail with 'over budget'",
     )
@@ -337,16 +284,6 @@ def _add_run_command(
         action="store_true",
         help="print the plan (hits, shared hits, fresh calls, output megapixels); call nothing",
     )
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the number must be 0 or more")
-    return value
 
 
 def cache_parser(prog: str = "%imgcache") -> CommandParser:
