@@ -25,11 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import StoreError
+from .entry import EXTENSIONS
 
 __all__ = ["Modes", "StoreLayout", "create_file", "create_folder", "refuse_a_file"]
 
 #: A result file's name: the SHA-256 of its bytes and the suffix of its content type.
-RESULT_NAME = re.compile(r"[0-9a-f]{64}\.(?:png|jpg|webp)")
+RESULT_NAME = re.compile(
+    "[0-9a-f]{64}(?:" + "|".join(re.escape(suffix) for suffix in EXTENSIONS.values()) + ")"
+)
 
 
 @dataclass(frozen=True)
